@@ -1,0 +1,1 @@
+"""clean: see the modules of this package."""

@@ -1,0 +1,103 @@
+"""`cookbook`: the command line.
+
+    cookbook run                                  # the whole lifecycle (Prefect flow over the DVC stages)
+    cookbook clean --input DIR --output DIR       # one stage on your own data, same code as the pipeline
+    cookbook evaluate --model PATH --benchmarks humaneval,mbpp --output DIR
+    cookbook evaluate --samples FILE.jsonl --benchmarks humaneval
+    cookbook <stage> ... --set section.key=value  # override params.yaml values
+
+Errors in the configuration or missing inputs print one line naming the file or key and exit 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from tasks.common.config import ConfigError
+from tasks.common.shards import MissingInputError
+from tasks.stages import ORDER, STAGES
+
+
+def _stage_parser(sub, name: str) -> argparse.ArgumentParser:
+    spec = STAGES[name]
+    p = sub.add_parser(name, help=f"run the {name} stage")
+    p.add_argument("--input", type=Path, default=Path(spec.input) if spec.input else None,
+                   help=f"input path (default: {spec.input or 'from params.yaml'})")
+    p.add_argument("--output", type=Path, default=Path(spec.output), help=f"output path (default: {spec.output})")
+    p.add_argument("--metrics", type=Path, default=None,
+                   help=f"metrics JSON (default: {spec.metrics} for the pipeline's paths, else OUTPUT.metrics.json)")
+    return p
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--params", type=Path, default=Path("params.yaml"), help="params file (default: params.yaml)")
+    common.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                        help="override a params.yaml value (repeatable)")
+    common.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+
+    parser = argparse.ArgumentParser(prog="cookbook", description=__doc__.split("\n\n")[0], parents=[common])
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=lambda **kw: argparse.ArgumentParser(parents=[common], **kw))
+    run = sub.add_parser("run", help="run the whole lifecycle as a Prefect flow over the DVC stages")
+    run.add_argument("--force", action="store_true", help="re-run every stage even if DVC says it is up to date")
+    for name in ORDER:
+        p = _stage_parser(sub, name)
+        if name == "evaluate":
+            p.add_argument("--model", type=Path, help="HF model folder to evaluate (alias of --input)")
+            p.add_argument("--samples", type=Path, help="score pre-generated completions (JSONL: task_id, completion)")
+            p.add_argument("--benchmarks", help="comma-separated benchmarks (default: evaluate.benchmarks)")
+            p.add_argument("--backend", help="generation backend: hf, vllm, openai (default: evaluate.backend)")
+    return parser
+
+
+def _metrics_path(args, spec) -> Path:
+    if args.metrics:
+        return args.metrics
+    if args.output == Path(spec.output):
+        return spec.metrics
+    return args.output.with_name(args.output.name + ".metrics.json")
+
+
+def _run_stage(args) -> int:
+    from tasks.common.stage import execute
+    from tasks.config import load_params
+
+    spec = STAGES[args.command]
+    overrides = list(args.overrides)
+    if args.command == "evaluate":
+        if args.model:
+            args.input = args.model
+        if args.samples:
+            overrides.append(f"evaluate.samples={args.samples}")
+            args.input = None
+        if args.benchmarks:
+            overrides.append(f"evaluate.benchmarks=[{args.benchmarks}]")
+        if args.backend:
+            overrides.append(f"evaluate.backend={args.backend}")
+    params = load_params(args.params, overrides)
+    extra = [Path(p) for p in spec.extra_inputs]
+    execute(spec.name, spec.load(), params, args.input, args.output, _metrics_path(args, spec), extra)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
+    try:
+        if args.command == "run":
+            from flows.lifecycle import lifecycle
+
+            lifecycle(params_path=str(args.params), overrides=list(args.overrides), force=args.force)
+            return 0
+        return _run_stage(args)
+    except (ConfigError, MissingInputError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

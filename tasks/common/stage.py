@@ -1,0 +1,115 @@
+"""What every stage execution shares: tracking, timing, metrics and the kept/dropped split.
+
+`execute` wraps a stage's `run(params, input, output, tracker) -> metrics` function: it opens the
+stage's MLflow run (params section flattened, input hashes as tags), times it, checks conservation
+(rows in = kept + dropped), writes `metrics/<stage>.json` atomically and logs the metrics.
+
+`split_and_write` is the tail of every filtering data stage: batches carrying a `drop_reason`
+column (null = kept) are written as kept shards and `dropped/` shards into an atomic folder, and
+the counts come back as the stage's metrics.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from tasks.common.config import flatten
+from tasks.common.shards import ShardWriter, atomic_dir, write_json
+from tasks.common.tracking import MlflowTracker, NullTracker, Tracker, input_hashes, tracking_uri
+
+log = logging.getLogger("cookbook")
+
+DROP_REASON = "drop_reason"
+
+
+class ConservationError(RuntimeError):
+    """Rows in != rows kept + rows dropped: a stage lost or invented rows."""
+
+
+def check_conservation(stage: str, metrics: dict[str, Any]) -> None:
+    if "rows_in" not in metrics:
+        return
+    kept, dropped = metrics.get("rows_kept", 0), metrics.get("rows_dropped", 0)
+    if metrics["rows_in"] != kept + dropped:
+        raise ConservationError(f"{stage}: rows_in={metrics['rows_in']} != rows_kept={kept} + rows_dropped={dropped}")
+    by_reason = metrics.get("dropped_by_reason")
+    if by_reason is not None and sum(by_reason.values()) != dropped:
+        raise ConservationError(f"{stage}: dropped_by_reason sums to {sum(by_reason.values())}, not {dropped}")
+
+
+def split_and_write(
+    batches: Iterable[pa.Table],
+    output_dir: str | Path,
+    *,
+    bytes_column: str = "size_bytes",
+    on_batch: Callable[[pa.Table], None] | None = None,
+) -> dict[str, Any]:
+    """Write batches (with a `drop_reason` column) as kept and dropped shards; return the counts."""
+    counts = Counter()
+    reasons: Counter[str] = Counter()
+    started = time.monotonic()
+    with atomic_dir(output_dir) as tmp:
+        writer = ShardWriter(tmp)
+        for batch in batches:
+            if on_batch:
+                on_batch(batch)
+            dropped_mask = pc.is_valid(batch[DROP_REASON])
+            kept = batch.filter(pc.invert(dropped_mask)).drop_columns([DROP_REASON])
+            dropped = batch.filter(dropped_mask)
+            writer.write(kept)
+            writer.write_dropped(dropped)
+            counts["rows_in"] += batch.num_rows
+            counts["rows_kept"] += kept.num_rows
+            counts["rows_dropped"] += dropped.num_rows
+            if bytes_column in batch.column_names:
+                counts["bytes_in"] += int(pc.sum(batch[bytes_column]).as_py() or 0)
+                counts["bytes_kept"] += int(pc.sum(kept[bytes_column]).as_py() or 0)
+            reasons.update(r for r in dropped[DROP_REASON].to_pylist())
+            log.info("%d rows processed (%d kept) in %.0fs", counts["rows_in"], counts["rows_kept"], time.monotonic() - started)
+        writer.close()
+    return {**dict(counts), "dropped_by_reason": dict(sorted(reasons.items()))}
+
+
+def make_tracker_context(params, stage: str, inputs: list[Path]):
+    """Context manager yielding the stage's tracker (MLflow run or null)."""
+    import contextlib
+
+    if not params.tracking.enabled:
+        return contextlib.nullcontext(NullTracker())
+    tags = {"stage": stage, **input_hashes(inputs)}
+    return MlflowTracker.start(params.tracking.experiment, stage, uri=tracking_uri(), tags=tags)
+
+
+def execute(
+    stage: str,
+    run: Callable[..., dict[str, Any]],
+    params,
+    input_path: Path | None,
+    output_path: Path,
+    metrics_path: Path,
+    extra_inputs: list[Path] = (),
+) -> dict[str, Any]:
+    """Run one stage under tracking; write and return its metrics."""
+    inputs = [p for p in [input_path, *extra_inputs] if p is not None]
+    section = getattr(params, stage, None)
+    with make_tracker_context(params, stage, inputs) as tracker:
+        if section is not None:
+            tracker.log_params(flatten(section, stage))
+        tracker.log_params(flatten(params.compute, "compute"))
+        started = time.monotonic()
+        metrics = run(params, input_path, output_path, tracker)
+        metrics = {"stage": stage, **metrics, "seconds": round(time.monotonic() - started, 3)}
+        check_conservation(stage, metrics)
+        write_json(metrics_path, metrics)
+        tracker.log_metrics(metrics)
+        tracker.log_artifact(metrics_path)
+    log.info("%s done in %.1fs -> %s", stage, metrics["seconds"], output_path)
+    return metrics

@@ -1,0 +1,1 @@
+"""curate: see the modules of this package."""

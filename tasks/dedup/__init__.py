@@ -1,0 +1,1 @@
+"""dedup: see the modules of this package."""

@@ -1,0 +1,1 @@
+"""evaluate: see the modules of this package."""

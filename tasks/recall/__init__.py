@@ -1,0 +1,1 @@
+"""recall: see the modules of this package."""

@@ -1,0 +1,1 @@
+"""tokenize: see the modules of this package."""

@@ -1,0 +1,1 @@
+"""train: see the modules of this package."""

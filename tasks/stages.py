@@ -44,7 +44,7 @@ STAGES: dict[str, StageSpec] = {
         StageSpec("anneal", "tasks.train.anneal", "models/pretrain", "models/anneal", ("data/tokenize",)),
         StageSpec("sft", "tasks.train.sft", "models/anneal", "models/sft"),
         StageSpec("evaluate", "tasks.evaluate.stage", "models/sft", "data/evaluate"),
-        StageSpec("report", "tasks.report.stage", "metrics", "reports"),
+        StageSpec("report", "tasks.report.stage", "metrics", "reports/report.md"),
     ]
 }
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -35,7 +36,9 @@ def ensure_ray(ray_address: str | None = None, num_cpus: int | None = None) -> N
     if address:
         ray.init(address=address, **kwargs)
     else:
-        ray.init(num_cpus=num_cpus or os.cpu_count(), **kwargs)
+        # A private local instance: workers see the driver's import path (tests, scripts, editable installs).
+        env = {"PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+        ray.init(num_cpus=num_cpus or os.cpu_count(), runtime_env={"env_vars": env}, **kwargs)
     ctx = ray.data.DataContext.get_current()
     ctx.execution_options.preserve_order = True
     ctx.enable_progress_bars = False

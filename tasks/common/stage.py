@@ -53,7 +53,7 @@ def split_and_write(
     on_batch: Callable[[pa.Table], None] | None = None,
 ) -> dict[str, Any]:
     """Write batches (with a `drop_reason` column) as kept and dropped shards; return the counts."""
-    counts = Counter()
+    counts = Counter(rows_in=0, rows_kept=0, rows_dropped=0, bytes_in=0, bytes_kept=0)
     reasons: Counter[str] = Counter()
     started = time.monotonic()
     with atomic_dir(output_dir) as tmp:

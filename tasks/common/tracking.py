@@ -65,6 +65,8 @@ def numeric_items(metrics: Mapping[str, Any], prefix: str = "") -> dict[str, flo
 
 
 def _clean_key(key: str) -> str:
+    """MLflow keys allow letters, digits and `_-./ `; `pass@1` becomes `pass_at_1`."""
+    key = key.replace("@", "_at_")
     return "".join(c if c.isalnum() or c in "_-./ " else "_" for c in key)[:250]
 
 

@@ -1,0 +1,1 @@
+"""Prefect flows: compose the stages of `tasks/`; no logic of their own."""

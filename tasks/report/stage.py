@@ -1,0 +1,145 @@
+"""The `report` stage: one markdown report of every stage's counts and the scores, and one MLflow summary run.
+
+Input is the metrics folder (`metrics/<stage>.json` of every stage); output is `reports/report.md`.
+The summary run carries the whole params tree (flattened, identical keys across runs so the MLflow UI
+compares pipelines and ablation variants side by side) and the headline metrics of every stage.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tasks.common.config import flatten
+from tasks.common.shards import MissingInputError
+from tasks.common.tracking import MlflowTracker, numeric_items
+from tasks.stages import ORDER
+
+DATA_STAGES = ("ingest", "clean", "dedup", "decontaminate")
+TRAIN_STAGES = ("pretrain", "anneal", "sft")
+PAPER_SCORES = Path(__file__).resolve().parents[1] / "evaluate" / "paper_scores.yaml"
+
+
+def load_metrics(metrics_dir: Path) -> dict[str, dict]:
+    """{stage: metrics} for every stage before `report` that has a metrics file."""
+    if not metrics_dir.is_dir():
+        raise MissingInputError(f"metrics folder '{metrics_dir}' does not exist: run the pipeline first (cookbook run)")
+    found = {}
+    for stage in ORDER:
+        path = metrics_dir / f"{stage}.json"
+        if stage != "report" and path.exists():
+            found[stage] = json.loads(path.read_text())
+    return found
+
+
+def _mb(n: Any) -> str:
+    return f"{n / 1e6:.1f}" if isinstance(n, (int, float)) else "-"
+
+
+def _top_reasons(by_reason: dict[str, int], n: int = 4) -> str:
+    top = sorted(by_reason.items(), key=lambda kv: (-kv[1], kv[0]))[:n]
+    return ", ".join(f"{k} {v}" for k, v in top) or "-"
+
+
+def data_table(metrics: dict[str, dict]) -> list[str]:
+    lines = ["| stage | rows in | kept | dropped | conserved | top drop reasons | MB in | MB kept | seconds |",
+             "|---|---:|---:|---:|:---:|---|---:|---:|---:|"]
+    for stage in DATA_STAGES:
+        m = metrics.get(stage)
+        if not m:
+            continue
+        ok = m.get("rows_in") == m.get("rows_kept", 0) + m.get("rows_dropped", 0)
+        lines.append(
+            f"| {stage} | {m.get('rows_in', '-')} | {m.get('rows_kept', '-')} | {m.get('rows_dropped', '-')} | "
+            f"{'yes' if ok else 'NO'} | {_top_reasons(m.get('dropped_by_reason', {}))} | {_mb(m.get('bytes_in'))} | "
+            f"{_mb(m.get('bytes_kept'))} | {m.get('seconds', '-')} |"
+        )
+    return lines
+
+
+def _scalars(m: dict) -> dict[str, Any]:
+    return {k: v for k, v in m.items() if isinstance(v, (int, float, str)) and k != "stage"}
+
+
+def scalar_table(metrics: dict[str, dict], stages: tuple[str, ...]) -> list[str]:
+    lines = []
+    for stage in stages:
+        m = metrics.get(stage)
+        if not m:
+            continue
+        lines += [f"**{stage}**", "", "| metric | value |", "|---|---|"]
+        lines += [f"| {k} | {round(v, 5) if isinstance(v, float) else v} |" for k, v in _scalars(m).items()]
+        lines.append("")
+    return lines
+
+
+def paper_reference(size: str) -> dict[str, dict[str, float]]:
+    """{model variant: {benchmark: score}} of OpenCoder at this size, from the spec's Tables 6/7."""
+    if not PAPER_SCORES.exists():
+        return {}
+    data = yaml.safe_load(PAPER_SCORES.read_text()) or {}
+    out = {}
+    for variant, table in data.items():
+        if isinstance(table, dict) and size in table and isinstance(table[size], dict):
+            out[variant] = table[size]
+    return out
+
+
+def score_table(evaluation: dict, paper: dict[str, dict[str, float]]) -> list[str]:
+    variants = sorted(paper)
+    head = "| benchmark | pass@1 (ours) | passed / total | " + " | ".join(f"paper {v}" for v in variants) + " |"
+    lines = [head, "|---|---:|---:|" + "---:|" * len(variants)]
+    for bench, m in evaluation.items():
+        if not isinstance(m, dict) or "pass@1" not in m:
+            continue
+        refs = " | ".join(str(paper[v].get(bench, "-")) for v in variants)
+        lines.append(f"| {bench} | {100 * m['pass@1']:.1f} | {m.get('passed', '-')} / {m.get('total', '-')} | {refs} |")
+    return lines
+
+
+def render(metrics: dict[str, dict], paper: dict, paper_size: str) -> str:
+    lines = ["# OpenCoder Cookbook: lifecycle report", "",
+             "## Data", "", *data_table(metrics), "",
+             "## Tokenize and training", "", *scalar_table(metrics, ("tokenize", *TRAIN_STAGES)),
+             "## Evaluation", ""]
+    if "evaluate" in metrics:
+        lines += [*score_table(metrics["evaluate"], paper), "",
+                  f"Paper columns: OpenCoder-{paper_size} (spec Tables 6/7, pass@1 in %), for orientation only: "
+                  "the embedded run trains a tiny model for minutes on CPU.", ""]
+    missing = [s for s in ORDER if s != "report" and s not in metrics]
+    if missing:
+        lines += [f"Stages without metrics (not run yet): {', '.join(missing)}", ""]
+    return "\n".join(lines)
+
+
+def headline(metrics: dict[str, dict]) -> dict[str, float]:
+    """Numbers worth comparing across runs: counts, losses, throughput and scores."""
+    out = {}
+    for stage, m in metrics.items():
+        for key, value in numeric_items(m).items():
+            if key.startswith("dropped_by_reason") or key.count(".") > 2:
+                continue
+            out[f"{stage}.{key}"] = value
+    return out
+
+
+def run(params, input: Path | None, output: Path, tracker) -> dict:
+    metrics = load_metrics(Path(input or "metrics"))
+    paper = paper_reference(params.report.paper_size)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    tmp = output.with_name(f".{output.name}.tmp")
+    tmp.write_text(render(metrics, paper, params.report.paper_size))
+    tmp.replace(output)
+    top = headline(metrics)
+    if tracker.run_id:
+        with MlflowTracker.start(params.tracking.experiment, "summary", uri=tracker.uri,
+                                 tags={"summary": "true", "report_run_id": tracker.run_id}) as summary:
+            summary.log_params(flatten(params))
+            summary.log_metrics(top)
+            summary.log_artifact(output)
+            summary.log_dict(metrics, "metrics.json")
+        tracker.log_artifact(output)
+    return {"stages_reported": len(metrics), "headline_metrics": len(top)}

@@ -1,0 +1,65 @@
+"""Shard I/O is atomic, readers ignore dropped/, and the stage harness enforces conservation."""
+
+import json
+
+import pyarrow as pa
+import pytest
+
+from tasks.common.shards import MissingInputError, atomic_dir, count_rows, list_shards, read_table
+from tasks.common.stage import ConservationError, check_conservation, split_and_write
+
+
+def _batch(reasons):
+    n = len(reasons)
+    return pa.table({"id": [f"r{i}" for i in range(n)], "size_bytes": [10] * n,
+                     "drop_reason": pa.array(reasons, pa.string())})
+
+
+def test_split_and_write_counts_and_layout(tmp_path):
+    out = tmp_path / "stage"
+    metrics = split_and_write([_batch([None, "binary", None]), _batch(["empty", None])], out)
+    assert metrics["rows_in"] == 5 and metrics["rows_kept"] == 3 and metrics["rows_dropped"] == 2
+    assert metrics["dropped_by_reason"] == {"binary": 1, "empty": 1}
+    assert metrics["bytes_in"] == 50 and metrics["bytes_kept"] == 30
+    assert count_rows(out) == 3 and "drop_reason" not in read_table(out).column_names
+    assert read_table(out / "dropped").column("drop_reason").to_pylist() == ["binary", "empty"]
+    check_conservation("x", metrics)
+
+
+def test_killed_write_leaves_previous_output(tmp_path):
+    out = tmp_path / "stage"
+    split_and_write([_batch([None])], out)
+
+    def exploding():
+        yield _batch([None, None])
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        split_and_write(exploding(), out)
+    assert count_rows(out) == 1
+    assert [p.name for p in tmp_path.iterdir()] == ["stage"]
+
+
+def test_atomic_dir_replaces_only_on_success(tmp_path):
+    target = tmp_path / "t"
+    with atomic_dir(target) as tmp:
+        (tmp / "a.txt").write_text("1")
+    assert (target / "a.txt").read_text() == "1"
+
+
+def test_empty_stage_still_writes_a_readable_shard(tmp_path):
+    out = tmp_path / "stage"
+    metrics = split_and_write([], out)
+    assert metrics["rows_in"] == 0 and len(list_shards(out)) == 1 and count_rows(out) == 0
+
+
+def test_missing_input_names_the_path(tmp_path):
+    with pytest.raises(MissingInputError, match="does-not-exist"):
+        list_shards(tmp_path / "does-not-exist")
+
+
+def test_conservation_violation_is_an_error():
+    with pytest.raises(ConservationError, match="rows_in=3"):
+        check_conservation("clean", {"rows_in": 3, "rows_kept": 1, "rows_dropped": 1})
+    with pytest.raises(ConservationError, match="dropped_by_reason"):
+        check_conservation("clean", {"rows_in": 2, "rows_kept": 1, "rows_dropped": 1, "dropped_by_reason": {"a": 2}})

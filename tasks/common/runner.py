@@ -75,7 +75,11 @@ def map_batches(
     if not shards:
         return iter(())
     ensure_ray(ray_address)
-    ds = ray.data.read_parquet([str(p) for p in shards], columns=columns, override_num_blocks=max(len(shards), num_workers * 4))
+    num_blocks = max(len(shards), num_workers * 4)
+    ds = ray.data.read_parquet([str(p) for p in shards], columns=columns, override_num_blocks=num_blocks)
+    if len(shards) < num_blocks:
+        # Parquet is read one task per file: split few large shards so every worker gets work.
+        ds = ds.repartition(num_blocks, shuffle=False)
     return _iter(_apply(ds, fn, fn_kwargs or {}, num_workers, batch_size))
 
 

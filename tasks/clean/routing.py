@@ -1,0 +1,71 @@
+"""Language routing: a file path -> (program language, doc type), from the released maps.
+
+The maps are ports of `opc_data_filtering/artifacts/*.py` kept as JSON under `tasks/clean/data/`
+(their source is noted inside each file). The filename map wins over the extension map; a file no
+map knows is `unknown`, a language on the released exclusion list is `excluded` (both dropped).
+Extensions are looked up as written, then lower-cased (the map has a few upper-case keys: `C`, `H`).
+"""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from pathlib import Path, PurePosixPath
+
+DATA_DIR = Path(__file__).parent / "data"
+UNKNOWN = "unknown"
+EXCLUDED = "excluded"
+
+# The released configs with language-specific thresholds (spec §3.3 routing).
+CONFIG_LANGS = frozenset({"cpp", "csharp", "c", "go", "html", "java", "javascript", "python", "shell", "sql"})
+
+
+@lru_cache(maxsize=None)
+def _maps() -> tuple[dict[str, str], dict[str, str], dict[str, str], frozenset[str]]:
+    ext = json.loads((DATA_DIR / "extension_to_program.json").read_text())["map"]
+    names = json.loads((DATA_DIR / "filename_to_program.json").read_text())["map"]
+    types = json.loads((DATA_DIR / "program_to_type.json").read_text())
+    kind = {lang: "data" for lang in types["data"]} | {lang: "text" for lang in types["text"]}
+    return ext, names, kind, frozenset(types["excluded"])
+
+
+def program_lang(path: str | None) -> str:
+    """Program language of a path: exact filename first, then the longest matching extension."""
+    if not path:
+        return UNKNOWN
+    ext_map, name_map, _, _ = _maps()
+    name = PurePosixPath(path.replace("\\", "/")).name
+    if name in name_map:
+        return name_map[name]
+    parts = name.split(".")
+    # Longest compound extension first ("sh.in", "html.hl", "rs.in"), then the last one.
+    for i in range(1, len(parts)):
+        ext = ".".join(parts[i:])
+        for key in (ext, ext.lower()):
+            if key in ext_map:
+                return ext_map[key]
+    return UNKNOWN
+
+
+def doc_type(lang: str) -> str:
+    """code / data / text for a program language; `excluded` or `unknown` when it must be dropped."""
+    if lang == UNKNOWN:
+        return UNKNOWN
+    _, _, kind, excluded = _maps()
+    if lang in excluded:
+        return EXCLUDED
+    return kind.get(lang, "code")
+
+
+def route(path: str | None) -> tuple[str, str]:
+    lang = program_lang(path)
+    return lang, doc_type(lang)
+
+
+def rule_config(lang: str, kind: str, natural_lang: str) -> str:
+    """Which rule config applies: en/zh for text, the language's own, else `data` or `others`."""
+    if kind == "text":
+        return "zh" if natural_lang == "zh" else "en"
+    if lang in CONFIG_LANGS:
+        return lang
+    return "data" if kind == "data" else "others"

@@ -1,0 +1,180 @@
+"""The `clean` stage: route every file to a language, rewrite it (copyright, PII), apply the RefineCode rules.
+
+    cookbook clean                                   # data/ingest -> data/clean (+ reports/clean/)
+    cookbook clean --input DIR --output DIR --set clean.evaluate_all_rules=true
+
+`clean_batch` is a pure function over one Arrow batch (the Ray runner maps it over the shards):
+per row it checks the input (undecodable / binary / empty / oversized), routes the path with the
+released maps (`unknown` and `excluded` are dropped), removes a copyright header, redacts PII, picks
+the rule config (spec §3.3 routing) and evaluates it. Kept rows carry `lang`, `doc_type` and the
+transformed text; dropped rows carry `drop_reason` (the first failing rule) and `failed_rules`.
+`run` writes kept/dropped shards, the metrics (per reason, per rule and per language files and
+bytes, PII and copyright counts) and a bar chart of the top rules.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from tasks.clean import routing
+from tasks.clean.config import CleanConfig
+from tasks.clean.rules import evaluate
+from tasks.clean.signals import Doc, Options, natural_language
+from tasks.clean.transform import redact_pii, remove_copyright
+from tasks.common.runner import map_batches
+from tasks.common.stage import split_and_write
+
+PII_KINDS = ("email", "ip_address", "key", "password")
+ADDED_COLUMNS = ("drop_reason", "failed_rules", "rule_config", "copyright_removed", *(f"pii_{k}" for k in PII_KINDS))
+
+
+def input_problem(text: str | None, cfg: CleanConfig) -> str | None:
+    """Why a raw text cannot be cleaned at all, or None."""
+    if text is None:
+        return "undecodable"
+    if not text.strip():
+        return "empty"
+    if len(text) > cfg.max_text_bytes or len(text.encode("utf-8", "surrogatepass")) > cfg.max_text_bytes:
+        return "oversized"
+    if "\x00" in text:
+        return "binary"
+    return None
+
+
+def clean_row(text: str | None, path: str | None, doc_id: str, size_bytes: int | None, cfg: CleanConfig) -> dict[str, Any]:
+    """Everything `clean_batch` adds for one row."""
+    lang, kind = routing.route(path)
+    out: dict[str, Any] = dict(text=text, lang=lang, doc_type=kind, drop_reason=None, failed_rules=[], rule_config=None,
+                               copyright_removed=False, **{f"pii_{k}": 0 for k in PII_KINDS})
+    problem = input_problem(text, cfg)
+    if problem or kind in (routing.UNKNOWN, routing.EXCLUDED):
+        out["drop_reason"] = problem or kind
+        return out
+    if cfg.remove_copyright:
+        text, out["copyright_removed"] = remove_copyright(text)
+    if cfg.redact_pii:
+        text, counts = redact_pii(text)
+        out.update({f"pii_{k}": counts.get(k, 0) for k in PII_KINDS})
+    natural = natural_language(text) if kind == "text" else "en"
+    config_name = routing.rule_config(lang, kind, natural)
+    options = Options(cfg.fix_substring_matching, cfg.fix_var_zero, cfg.fix_prompt_comments_denominator, cfg.fix_alphabet_non_en)
+    doc = Doc(text=text, path=path or "", lang=lang, natural_lang=natural, size_bytes=size_bytes, options=options)
+    verdict = evaluate(doc, doc_id, cfg.rules_for(config_name), cfg)
+    out.update(text=text, rule_config=config_name, failed_rules=verdict.failed, drop_reason=verdict.reason)
+    return out
+
+
+def clean_batch(batch: pa.Table, cfg: CleanConfig) -> pa.Table:
+    """Pure batch function for the Ray runner: input rows -> the same rows, cleaned and verdicted."""
+    cols = batch.to_pydict()
+    n = batch.num_rows
+    ids = cols.get("id") or [str(i) for i in range(n)]
+    sizes = cols.get("size_bytes") or [None] * n
+    rows = [clean_row(t, p, i, s, cfg) for t, p, i, s in zip(cols["text"], cols.get("path") or [None] * n, ids, sizes)]
+    for name in ("text", "lang", "doc_type"):
+        cols[name] = [r[name] for r in rows]
+    out = pa.table(cols).cast(_base_schema(batch.schema)) if cols else batch
+    extra = {
+        "drop_reason": pa.array([r["drop_reason"] for r in rows], pa.string()),
+        "failed_rules": pa.array([r["failed_rules"] for r in rows], pa.list_(pa.string())),
+        "rule_config": pa.array([r["rule_config"] for r in rows], pa.string()),
+        "copyright_removed": pa.array([r["copyright_removed"] for r in rows], pa.bool_()),
+        **{f"pii_{k}": pa.array([r[f"pii_{k}"] for r in rows], pa.int64()) for k in PII_KINDS},
+    }
+    for name, arr in extra.items():
+        out = out.append_column(name, arr)
+    return out
+
+
+def _base_schema(schema: pa.Schema) -> pa.Schema:
+    return pa.schema([f for f in schema if f.name not in ADDED_COLUMNS])
+
+
+class MetricsCollector:
+    """Accumulates per-rule / per-language removal and transformation counts from result batches."""
+
+    def __init__(self) -> None:
+        self.by_rule: dict[str, Counter] = defaultdict(Counter)
+        self.by_lang: dict[str, Counter] = defaultdict(Counter)
+        self.failed_any: Counter = Counter()
+        self.transforms: Counter = Counter()
+
+    def __call__(self, batch: pa.Table) -> None:
+        cols = batch.select(["drop_reason", "failed_rules", "lang", "size_bytes", "text", "copyright_removed",
+                             *(f"pii_{k}" for k in PII_KINDS)]).to_pydict()
+        for i, reason in enumerate(cols["drop_reason"]):
+            size = cols["size_bytes"][i] or 0
+            lang = cols["lang"][i] or "unknown"
+            self.by_lang[lang]["files_in"] += 1
+            self.by_lang[lang]["bytes_in"] += size
+            self.transforms["copyright_removed"] += bool(cols["copyright_removed"][i])
+            for k in PII_KINDS:
+                self.transforms[f"pii_{k}"] += cols[f"pii_{k}"][i]
+            for rule in cols["failed_rules"][i] or []:
+                self.failed_any[rule] += 1
+            if reason is None:
+                continue
+            self.by_rule[reason]["files"] += 1
+            self.by_rule[reason]["bytes"] += size
+            self.by_lang[lang]["files_removed"] += 1
+            self.by_lang[lang]["bytes_removed"] += size
+
+    def table(self) -> dict[str, Any]:
+        return {
+            "removed_by_rule": {r: dict(c) for r, c in sorted(self.by_rule.items(), key=lambda kv: -kv[1]["files"])},
+            "removed_by_lang": {l: dict(c) for l, c in sorted(self.by_lang.items(), key=lambda kv: -kv[1]["files_in"])},
+            "failing_by_rule": dict(self.failed_any.most_common()),
+            "transforms": dict(self.transforms),
+        }
+
+
+def report_dir(output: Path) -> Path:
+    """reports/clean/ for the default output, else a `<output>_report` folder next to the output."""
+    if output.resolve() == Path("data/clean").resolve():
+        return Path("reports/clean")
+    return output.with_name(output.name + "_report")
+
+
+def write_chart(removed_by_rule: dict[str, dict], path: Path, top: int = 20) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    items = list(removed_by_rule.items())[:top][::-1]
+    fig, ax = plt.subplots(figsize=(9, 0.35 * max(len(items), 3) + 1.2))
+    ax.barh([name for name, _ in items], [c.get("files", 0) for _, c in items], color="#4c72b0")
+    ax.set_xlabel("files removed (first failing rule)")
+    ax.set_title("clean: top drop reasons")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def run(params, input: Path | None, output: Path, tracker) -> dict[str, Any]:
+    cfg: CleanConfig = params.clean
+    output = Path(output)
+    collector = MetricsCollector()
+    batches = map_batches(
+        clean_batch,
+        input,
+        fn_kwargs={"cfg": cfg},
+        num_workers=params.compute.num_workers,
+        batch_size=params.compute.batch_size,
+        ray_address=params.compute.ray_address,
+    )
+    metrics = split_and_write(batches, output, on_batch=collector)
+    table = collector.table()
+    metrics.update(table)
+    reports = report_dir(output)
+    chart = write_chart(table["removed_by_rule"], reports / "top_rules.png")
+    tracker.log_dict(table, "clean_rules.json")
+    tracker.log_artifact(chart)
+    metrics["report_chart"] = str(chart)
+    return metrics

@@ -1,0 +1,116 @@
+"""The `dedup` stage: exact SHA256 dedup, then MinHash-LSH near-dedup (spec §2), at file, repo or chunk level.
+
+    cookbook dedup                                        # data/clean -> data/dedup, reports/dedup/
+    cookbook dedup --input DIR --output OUT --set dedup.level=repo
+
+Passes over the input:
+1. on Ray (`tasks.common.runner.map_batches` of `units.unit_batch`): each worker shingles, signs and
+   band-hashes its batch; only content hashes and band keys (repo level: one merged signature per
+   repo and batch) come back to the driver, never texts;
+2. in the driver (`plan.build_plan`): keep-policy ranks, exact groups, LSH candidate pairs, exact
+   Jaccard verification of the candidates (reading only their texts), connected components;
+3. streaming the input again, every row gets `drop_reason` (null, `exact_duplicate`,
+   `near_duplicate`) and `duplicate_of` (the id of the kept row it duplicates); `split_and_write`
+   writes kept and `dropped/` shards atomically.
+The report (cluster sizes, largest clusters, removal per language and level, guardrail) goes to
+`reports/dedup/` for the default output, else to `<output>.reports/`, and to the tracker.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.dataset as pads
+
+from tasks.common.runner import map_batches
+from tasks.common.shards import iter_batches, list_shards, read_table
+from tasks.common.stage import split_and_write
+from tasks.dedup.config import DedupConfig
+from tasks.dedup.plan import META_COLUMNS, Plan, build_plan, mark_batch
+from tasks.dedup.report import GuardrailError, guardrail, meta_dict, summarize, write_report
+from tasks.dedup.units import unit_batch, unit_schema
+
+log = logging.getLogger("cookbook.dedup")
+
+DEFAULT_OUTPUT = Path("data/dedup")
+
+
+def report_dir(output: Path) -> Path:
+    """`reports/dedup` for the pipeline's default output, else a folder next to the output."""
+    if Path(output) == DEFAULT_OUTPUT:
+        return Path("reports/dedup")
+    return Path(output).with_name(Path(output).name + ".reports")
+
+
+def shard_text_loader(input_dir: Path):
+    """Load the texts of a set of document ids from the input shards (only the rows asked for)."""
+
+    def load(ids: set[str]) -> dict[str, str]:
+        if not ids:
+            return {}
+        dataset = pads.dataset([str(p) for p in list_shards(input_dir)], format="parquet")
+        table = dataset.to_table(columns=["id", "text"], filter=pads.field("id").isin(pa.array(sorted(ids))))
+        return dict(zip(table.column("id").to_pylist(), table.column("text").to_pylist()))
+
+    return load
+
+
+def hash_units(params, input_dir: Path, cfg: DedupConfig) -> pa.Table:
+    """Unit rows of the whole input, computed on Ray."""
+    columns = ["id", "text", "repo"] if cfg.level == "repo" else ["id", "text"]
+    parts = list(
+        map_batches(
+            unit_batch,
+            input_dir,
+            fn_kwargs={"cfg": cfg},
+            num_workers=params.compute.num_workers,
+            batch_size=params.compute.batch_size,
+            ray_address=params.compute.ray_address,
+            columns=columns,
+        )
+    )
+    schema = unit_schema(cfg)
+    return pa.concat_tables([p.cast(schema) for p in parts]) if parts else schema.empty_table()
+
+
+def read_meta(input_dir: Path) -> pa.Table:
+    """The metadata columns of every document (no texts)."""
+    names = pads.dataset([str(p) for p in list_shards(input_dir)], format="parquet").schema.names if list_shards(input_dir) else []
+    return read_table(input_dir, columns=[c for c in META_COLUMNS if c in names] or None)
+
+
+def _metrics(written: dict[str, Any], plan: Plan, summary: dict[str, Any]) -> dict[str, Any]:
+    clusters = summary["clusters"]
+    return {
+        **written,
+        "level": summary["level"],
+        **plan.stats,
+        "num_clusters": clusters["num_clusters"],
+        "largest_cluster": max((c["size"] for c in clusters["largest"]), default=1),
+        "guardrail_flagged": len(summary["guardrail"]),
+    }
+
+
+def run(params, input: Path | None, output: Path, tracker) -> dict[str, Any]:
+    """Deduplicate `input` into `output` (kept) and `output/dropped` (duplicates); return the metrics."""
+    cfg: DedupConfig = params.dedup
+    input, output = Path(input), Path(output)
+    meta = read_meta(input)
+    plan = build_plan(meta, hash_units(params, input, cfg), cfg, shard_text_loader(input))
+    lookup = meta_dict(meta)
+    flagged = guardrail(lookup, plan.decisions, cfg)
+    for item in flagged:
+        log.warning("dedup guardrail: %s '%s' would lose %d of %d rows (%.0f%%)", item["group"], item["name"], item["removed"], item["rows"], 100 * item["share"])
+    if flagged and cfg.guardrail_action == "fail":
+        raise GuardrailError(f"dedup would remove more than {cfg.guardrail_share:.0%} of: " + ", ".join(f"{f['group']} {f['name']}" for f in flagged))
+    batches = (mark_batch(pa.Table.from_batches([b]), plan.decisions) for b in iter_batches(input, params.compute.batch_size * 4))
+    written = split_and_write(batches, output)
+    summary = summarize(plan, lookup, cfg, flagged)
+    files = write_report(summary, report_dir(output))
+    tracker.log_dict(summary, "dedup/dedup_report.json")
+    for path in files[1:]:
+        tracker.log_artifact(path, "dedup")
+    return _metrics(written, plan, summary)

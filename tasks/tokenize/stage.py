@@ -1,0 +1,88 @@
+"""The `tokenize` stage: train the BPE tokenizer on a corpus sample, then tokenize and pack every document.
+
+    cookbook tokenize --input data/decontaminate --output data/tokenize [--set tokenize.seq_len=512]
+
+Steps: (1) a seeded sample of about `train_sample_bytes` of documents trains the byte-level BPE
+(`tokenizer.py`), saved in HF format under `<output>/tokenizer/`; (2) the Ray runner maps
+`encode_batch` over all shards in parallel; (3) the driver streams the ids, in input order, into
+`tokens.bin` and cuts it into `seq_len` sequences (`packing.py`); (4) `meta.json` records what a
+training stage must check before it trusts the data (vocab size, dtype, seq_len, tokenizer hash) and the
+counts. The output folder is written atomically.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pyarrow.compute as pc
+
+from tasks.common.runner import map_batches
+from tasks.common.shards import atomic_dir, count_rows, iter_batches, write_json
+from tasks.tokenize.config import TokenizeConfig
+from tasks.tokenize.packing import META_FILE, TOKENIZER_DIR, TOKENS_FILE, encode_batch, flat_ids, token_dtype
+from tasks.tokenize.tokenizer import SPECIAL_TOKENS, save_tokenizer, train_bpe
+
+log = logging.getLogger(__name__)
+
+
+def corpus_bytes(input_dir: Path) -> int:
+    total = 0
+    for batch in iter_batches(input_dir, batch_size=4096, columns=["text"]):
+        total += int(pc.sum(pc.binary_length(batch.column("text"))).as_py() or 0)
+    return total
+
+
+def training_sample(input_dir: Path, cfg: TokenizeConfig) -> Iterator[str]:
+    """Seeded uniform sample of documents totalling about `train_sample_bytes`."""
+    keep = min(1.0, cfg.train_sample_bytes / max(1, corpus_bytes(input_dir)))
+    rng = np.random.default_rng(cfg.seed)
+    for batch in iter_batches(input_dir, batch_size=1024, columns=["text"]):
+        texts = batch.column("text").to_pylist()
+        for text, draw in zip(texts, rng.random(len(texts))):
+            if text and draw < keep:
+                yield text[: cfg.max_doc_chars_for_training]
+
+
+def pack_to_file(tables, path: Path, dtype: np.dtype, seq_len: int) -> dict:
+    """Append every batch's ids to `path`, then cut the tail that does not fill a sequence."""
+    num_docs = num_tokens = 0
+    with open(path, "wb") as f:
+        for table in tables:
+            ids = flat_ids(table, dtype)
+            f.write(ids.tobytes())
+            num_docs += table.num_rows
+            num_tokens += ids.size
+        num_sequences = num_tokens // seq_len
+        f.truncate(num_sequences * seq_len * dtype.itemsize)
+    return {"num_documents": num_docs, "num_tokens": num_tokens, "num_sequences": num_sequences,
+            "num_tokens_packed": num_sequences * seq_len, "num_tokens_dropped_tail": num_tokens - num_sequences * seq_len}
+
+
+def run(params, input: Path | None, output: Path, tracker) -> dict:
+    cfg: TokenizeConfig = params.tokenize
+    rows_in = count_rows(input)
+    with atomic_dir(output) as tmp:
+        started = time.monotonic()
+        tok = train_bpe(training_sample(input, cfg), cfg.vocab_size, cfg.min_frequency)
+        tok_hash = save_tokenizer(tok, tmp / TOKENIZER_DIR, cfg.seq_len)
+        train_s = time.monotonic() - started
+        vocab_size = tok.get_vocab_size()
+        dtype = token_dtype(vocab_size)
+        log.info("tokenizer trained in %.1fs: %d tokens, hash %s", train_s, vocab_size, tok_hash[:12])
+        tables = map_batches(encode_batch, input, fn_kwargs={"tokenizer_dir": str((tmp / TOKENIZER_DIR).resolve())},
+                             num_workers=params.compute.num_workers, batch_size=cfg.batch_size,
+                             ray_address=params.compute.ray_address, columns=["text"])
+        counts = pack_to_file(tables, tmp / TOKENS_FILE, dtype, cfg.seq_len)
+        meta = {"vocab_size": vocab_size, "dtype": dtype.name, "seq_len": cfg.seq_len, "tokenizer_hash": tok_hash,
+                "special_tokens": list(SPECIAL_TOKENS), "eos_token_id": SPECIAL_TOKENS.index("</s>"), **counts}
+        write_json(tmp / META_FILE, meta)
+    num_bytes = os.path.getsize(output / TOKENS_FILE)
+    metrics = {"rows_in": rows_in, "rows_kept": counts["num_documents"], "rows_dropped": rows_in - counts["num_documents"],
+               "tokenizer_train_seconds": round(train_s, 3), "tokens_bin_bytes": num_bytes, **meta}
+    tracker.log_artifact(output / META_FILE)
+    return metrics

@@ -1,0 +1,95 @@
+"""Stage-side helpers shared by `pretrain`, `anneal` and `sft`: resolve params into a `TrainJob`,
+launch it on Ray Train, and turn the workers' summaries into the stage's metrics.
+
+The output folder is written atomically: the last phase exports into a temporary folder that
+replaces the output only when training finished (a run ended by `stop_after_steps` leaves the previous
+output, and its checkpoints, in place).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tasks.common.shards import atomic_dir
+from tasks.stages import STAGES
+from tasks.train import checkpoint as ckpt
+from tasks.train.config import TrainCommon
+from tasks.train.flops import default_threads
+from tasks.train.job import Engine, Phase, TrainJob
+
+
+class _Stopped(Exception):
+    """Training ended early (stop_after_steps): do not replace the output."""
+
+
+def paths(stage: str, output: Path) -> tuple[Path, Path]:
+    folder, plot_csv = ckpt.stage_paths(stage, output, STAGES[stage].output)
+    return folder.resolve(), plot_csv.resolve()
+
+
+def engine_settings(cfg: TrainCommon) -> Engine:
+    threads = cfg.cpus_per_worker if not cfg.use_gpu else min(cfg.cpus_per_worker, default_threads())
+    return Engine(zero_stage=cfg.zero_stage, precision=cfg.precision, weight_decay=cfg.weight_decay,
+                  adam_beta1=cfg.adam_beta1, adam_beta2=cfg.adam_beta2, adam_eps=cfg.adam_eps,
+                  gradient_clipping=cfg.gradient_clipping, gradient_checkpointing=cfg.gradient_checkpointing,
+                  num_threads=threads, peak_tflops=cfg.peak_tflops)
+
+
+def make_job(stage: str, cfg: TrainCommon, phases: list[Phase], *, tokenizer_dir: Path, plot_csv: Path, tracker,
+             chat_model: bool = False, export_meta: dict | None = None) -> TrainJob:
+    return TrainJob(stage=stage, tokenizer_dir=str(Path(tokenizer_dir).resolve()), phases=tuple(phases),
+                    engine=engine_settings(cfg), seed=cfg.seed, log_every=cfg.log_every,
+                    checkpoint_every=cfg.checkpoint_every, keep_checkpoints=cfg.keep_checkpoints,
+                    stop_after_steps=cfg.stop_after_steps, plot_csv=str(plot_csv), tracker_uri=tracker.uri,
+                    tracker_run_id=tracker.run_id, chat_model=chat_model, export_meta=export_meta)
+
+
+def train(job_for_export, cfg: TrainCommon, params, output: Path, checkpoint_root: Path) -> list[dict]:
+    """Build the job for a temporary export folder, run it on Ray Train, return the phase summaries."""
+    from tasks.train.launcher import launch
+
+    try:
+        with atomic_dir(output) as tmp:
+            job = job_for_export(tmp.resolve())
+            launch(job, num_workers=cfg.num_workers, use_gpu=cfg.use_gpu, cpus_per_worker=cfg.cpus_per_worker,
+                   storage_path=checkpoint_root / ckpt.RAY_DIR, ray_address=params.compute.ray_address)
+            summaries = read_summaries(job)
+            if any(s["stopped"] for s in summaries) or len(summaries) < len(job.phases):
+                raise _Stopped
+    except _Stopped:
+        summaries = read_summaries(job)
+    return summaries
+
+
+def read_summaries(job: TrainJob) -> list[dict]:
+    out = []
+    for phase in job.phases:
+        s = ckpt.read_json(Path(phase.checkpoint_dir) / ckpt.SUMMARY)
+        if s is not None:
+            out.append(s)
+    return out
+
+
+def stage_metrics(summaries: list[dict], **extra) -> dict:
+    """The stage's metrics: per-phase summaries plus the headline numbers of the last phase."""
+    last = summaries[-1]
+    first_loss = summaries[0]["first_loss"]
+    return {
+        "steps": sum(s["steps_done"] for s in summaries),
+        "first_loss": first_loss,
+        "final_loss": last["final_loss"],
+        "loss_decreased": bool(first_loss is not None and last["final_loss"] is not None and last["final_loss"] < first_loss),
+        "stopped": any(s["stopped"] for s in summaries),
+        "train_seconds": round(sum(s["seconds"] for s in summaries), 3),
+        "tokens_per_s": last.get("tokens_per_s"),
+        "phases": {s["phase"]: s for s in summaries},
+        **extra,
+    }
+
+
+def write_job_file(folder: Path, job: TrainJob) -> None:
+    from tasks.train.job import to_plain
+
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "resolved_job.json").write_text(json.dumps(to_plain(job), indent=2))

@@ -1,0 +1,37 @@
+"""Launch `train_loop` on Ray Train's TorchTrainer (the one module besides the runner that imports Ray).
+
+Locally: one CPU worker, gloo. On a cluster: `num_workers` GPU workers, NCCL; same code. Ray Train's
+run folder (`storage_path`) lives under the stage's checkpoint folder, never in the user's home; our
+own DeepSpeed checkpoints are written by the loop (`checkpoint.py`), so on a multi-node cluster the
+checkpoint folder must be shared storage.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from tasks.common.runner import ensure_ray
+from tasks.train.job import TrainJob, to_plain
+from tasks.train.loop import train_loop
+
+log = logging.getLogger(__name__)
+
+
+def launch(job: TrainJob, *, num_workers: int, use_gpu: bool, cpus_per_worker: int, storage_path: Path,
+           ray_address: str | None = None) -> None:
+    import ray.train
+    from ray.train.torch import TorchConfig, TorchTrainer
+
+    ensure_ray(ray_address)
+    storage_path = Path(storage_path).resolve()
+    storage_path.mkdir(parents=True, exist_ok=True)
+    trainer = TorchTrainer(
+        train_loop,
+        train_loop_config=to_plain(job),
+        scaling_config=ray.train.ScalingConfig(num_workers=num_workers, use_gpu=use_gpu,
+                                               resources_per_worker={"CPU": cpus_per_worker}),
+        run_config=ray.train.RunConfig(name=f"{job.stage}-ray-train", storage_path=str(storage_path)),
+        torch_config=TorchConfig(backend="nccl" if use_gpu else "gloo"),
+    )
+    trainer.fit()

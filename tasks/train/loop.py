@@ -1,0 +1,247 @@
+"""The training loop every training stage runs, once per worker: `train_loop(job_dict)`.
+
+Read top to bottom: rebuild the job, set up the process (threads, device, process group, tracker),
+then for each phase: build the model, the data and the DeepSpeed engine; resume from the newest
+checkpoint of this job if there is one; loop over optimizer steps (LR from the schedule, micro-batches
+with gradient accumulation, log, checkpoint); export an HF folder. Ray Train's TorchTrainer calls it
+(`launcher.py`); it also runs as a plain single-process torch.distributed program (benchmarks on GPU).
+
+Exact resume: the LR and the data are pure functions of the step (`schedule.py`, `data.py`), and the
+DeepSpeed checkpoint restores weights, optimizer moments and the engine's step counter.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+from tasks.train import checkpoint as ckpt
+from tasks.train.data import PackedMix, SftExamples, causal_lm_batch, micro_slices
+from tasks.train.ds_config import deepspeed_config, grad_accum_steps
+from tasks.train.flops import flops_per_token, peak_flops
+from tasks.train.job import Phase, TrainJob, fingerprint, from_plain
+from tasks.train.schedule import lr_at
+
+log = logging.getLogger(__name__)
+CSV_COLUMNS = ("step", "loss", "lr", "tokens_per_s")
+
+
+@dataclass
+class Worker:
+    rank: int
+    world_size: int
+    device: torch.device
+    tracker: object
+    num_threads: int
+
+
+def train_loop(config: dict) -> None:
+    job = from_plain(config)
+    worker = setup_worker(job)
+    for phase in job.phases:
+        summary = run_phase(job, phase, worker)
+        if summary["stopped"]:
+            break
+
+
+def setup_worker(job: TrainJob) -> Worker:
+    import deepspeed
+
+    from tasks.common.tracking import MlflowTracker, NullTracker
+
+    torch.set_num_threads(job.engine.num_threads)
+    if not dist.is_initialized():
+        deepspeed.init_distributed(dist_backend="nccl" if torch.cuda.is_available() else "gloo")
+    rank, world = dist.get_rank(), dist.get_world_size()
+    device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0))) if torch.cuda.is_available() else torch.device("cpu")
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    tracker = MlflowTracker.attach(job.tracker_uri, job.tracker_run_id) if rank == 0 and job.tracker_run_id else NullTracker()
+    return Worker(rank, world, device, tracker, job.engine.num_threads)
+
+
+def build_model(phase: Phase, tokenizer):
+    """Fresh weights from a preset, an HF folder, or a DeepSpeed checkpoint tag."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from tasks.train.presets import ModelPreset, llama_config
+
+    init = phase.model
+    if init.from_pretrained:
+        model = LlamaForCausalLM.from_pretrained(init.from_pretrained, dtype=torch.float32)
+    elif init.from_checkpoint:
+        config = LlamaConfig.from_dict(json.loads((Path(init.from_checkpoint).parent / ckpt.MODEL_CONFIG).read_text()))
+        model = LlamaForCausalLM(config)
+        model.load_state_dict(ckpt.load_module_weights(init.from_checkpoint))
+    else:
+        config = llama_config(ModelPreset(**init.preset), len(tokenizer), bos_token_id=tokenizer.bos_token_id,
+                              eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
+        model = LlamaForCausalLM(config)
+    model.config.use_cache = False
+    return model
+
+
+def build_engine(job: TrainJob, phase: Phase, model, worker: Worker):
+    import deepspeed
+
+    eng = job.engine
+    if eng.gradient_checkpointing:
+        model.gradient_checkpointing_enable()
+    bf16 = eng.precision == "bf16" or (eng.precision == "auto" and worker.device.type == "cuda")
+    decay = [p for p in model.parameters() if p.ndim >= 2]
+    no_decay = [p for p in model.parameters() if p.ndim < 2]
+    optimizer = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": eng.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=phase.schedule.peak_lr, betas=(eng.adam_beta1, eng.adam_beta2), eps=eng.adam_eps,
+        fused=worker.device.type == "cuda",
+    )
+    ds_config = deepspeed_config(
+        micro_batch_size=phase.micro_batch_size, world_size=worker.world_size, zero_stage=eng.zero_stage, bf16=bf16,
+        grad_accum_steps=grad_accum_steps(phase.global_batch_size, phase.micro_batch_size, worker.world_size),
+        gradient_clipping=eng.gradient_clipping,
+    )
+    engine, optimizer, _, _ = deepspeed.initialize(model=model, optimizer=optimizer, config=ds_config)
+    return engine, optimizer
+
+
+def make_data(job: TrainJob, phase: Phase):
+    if phase.data.kind == "packed":
+        return PackedMix(dict(phase.data.sources), phase.global_batch_size, job.seed)
+    return SftExamples(phase.data.sft_path, phase.global_batch_size, phase.data.epochs, job.seed)
+
+
+def micro_batches(data, step: int, counts, phase: Phase, worker: Worker, eos_id: int, pad_id: int):
+    """This rank's micro-batches of `step` (tensors on the device), and the data position after it."""
+    slices = micro_slices(phase.global_batch_size, phase.micro_batch_size, worker.world_size, worker.rank)
+    if isinstance(data, PackedMix):
+        ids, counts = data.batch(step, counts)
+        batches = [causal_lm_batch(ids[s], attention=phase.data.attention, eos_id=eos_id) for s in slices]
+    else:
+        indices = data.batch(step)
+        batches = [data.collate(indices[s], pad_id) for s in slices]
+    return [{k: v.to(worker.device) for k, v in b.items()} for b in batches], counts
+
+
+def train_step(engine, batches) -> tuple[float, int]:
+    """Forward/backward every micro-batch (DeepSpeed steps the optimizer at the boundary)."""
+    losses, num_tokens = [], 0
+    for batch in batches:
+        loss = engine(**batch).loss
+        engine.backward(loss)
+        engine.step()
+        losses.append(loss.detach().float())
+        num_tokens += count_tokens(batch)
+    return torch.stack(losses).mean(), num_tokens
+
+
+def count_tokens(batch: dict) -> int:
+    """Real (non-padding) tokens of a micro-batch."""
+    mask = batch.get("attention_mask")
+    return int(mask.sum()) if mask is not None and mask.dim() == 2 else batch["input_ids"].numel()
+
+
+def global_mean(value: torch.Tensor, worker: Worker) -> float:
+    value = value.to(worker.device)
+    if worker.world_size > 1:
+        dist.all_reduce(value)
+        value = value / worker.world_size
+    return float(value)
+
+
+def run_phase(job: TrainJob, phase: Phase, worker: Worker) -> dict:
+    from transformers import AutoTokenizer
+
+    from tasks.train.export import export_hf
+
+    tokenizer = AutoTokenizer.from_pretrained(job.tokenizer_dir)
+    folder = Path(phase.checkpoint_dir)
+    if worker.rank == 0:
+        ckpt.prepare(folder, fingerprint(job, phase))
+    dist.barrier()
+    torch.manual_seed(job.seed)  # identical initial weights on every rank and every (re)start
+    model = build_model(phase, tokenizer)
+    if worker.rank == 0:
+        (folder / ckpt.MODEL_CONFIG).write_text(model.config.to_json_string())
+    data = make_data(job, phase)
+    total_steps = phase.schedule.total_steps
+    engine, optimizer = build_engine(job, phase, model, worker)
+    start_step, resumed_from, last_loss = 0, None, None
+    if (folder / "latest").exists():
+        _, client = engine.load_checkpoint(str(folder), load_optimizer_states=True, load_lr_scheduler_states=False)
+        start_step, resumed_from, last_loss = client["step"], client["step"], client.get("loss")
+        log.info("%s: resumed from step %d", phase.name, start_step)
+    counts = data.source_counts_before(start_step) if isinstance(data, PackedMix) else None
+    csv_file = open_csv(job.plot_csv, phase.step_offset + start_step) if worker.rank == 0 and job.plot_csv else None
+    fpt = flops_per_token(model.config, data.seq_len)
+    peak = peak_flops(job.engine.peak_tflops, cuda=worker.device.type == "cuda", num_threads=worker.num_threads)
+    first_loss, started, step, stopped, tokens_done = None, time.monotonic(), start_step, False, 0
+    engine.train()
+    while step < total_steps:
+        lr = lr_at(step, phase.schedule)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        t0 = time.monotonic()
+        batches, counts = micro_batches(data, step, counts, phase, worker, tokenizer.eos_token_id, tokenizer.pad_token_id)
+        loss_t, num_tokens = train_step(engine, batches)
+        loss = global_mean(loss_t, worker)
+        tokens_done += num_tokens * worker.world_size
+        tokens_per_s = num_tokens * worker.world_size / max(1e-9, time.monotonic() - t0)
+        step += 1
+        first_loss = loss if first_loss is None else first_loss
+        last_loss = loss
+        shown = phase.step_offset + step
+        if csv_file:
+            csv_file.writerow([shown, f"{loss:.6f}", f"{lr:.6g}", f"{tokens_per_s:.1f}"])
+        if step % job.log_every == 0 or step == total_steps:
+            mfu = fpt * tokens_per_s / (peak * worker.world_size) if peak else None
+            worker.tracker.log_metrics({"loss": loss, "lr": lr, "tokens_per_s": tokens_per_s, **({"mfu": mfu} if mfu else {})}, step=shown)
+            log.info("%s step %d/%d loss %.4f lr %.3g tok/s %.0f", phase.name, step, total_steps, loss, lr, tokens_per_s)
+        stopped = job.stop_after_steps is not None and step >= job.stop_after_steps and step < total_steps
+        if step % job.checkpoint_every == 0 or step == total_steps or stopped:
+            save_checkpoint(engine, folder, step, loss, counts, job, worker)
+        if stopped:
+            break
+    if not stopped:
+        export_hf(engine, Path(phase.export_dir), job.tokenizer_dir, zero_stage=job.engine.zero_stage,
+                  chat_model=job.chat_model, meta={**(job.export_meta or {}), "phase": phase.name, "steps": total_steps}, rank=worker.rank)
+    summary = {"phase": phase.name, "steps_done": step, "total_steps": total_steps, "resumed_from": resumed_from,
+               "first_loss": first_loss, "final_loss": last_loss, "stopped": stopped,
+               "seconds": round(time.monotonic() - started, 3), "flops_per_token": fpt,
+               "tokens_per_s": tokens_done / max(1e-9, time.monotonic() - started),
+               "mfu": fpt * tokens_done / max(1e-9, time.monotonic() - started) / (peak * worker.world_size) if peak else None}
+    if worker.rank == 0:
+        (folder / ckpt.SUMMARY).write_text(json.dumps(summary))
+    dist.barrier()
+    return summary
+
+
+def save_checkpoint(engine, folder: Path, step: int, loss: float, counts, job: TrainJob, worker: Worker) -> None:
+    client = {"step": step, "loss": loss, "source_counts": None if counts is None else np.asarray(counts).tolist()}
+    engine.save_checkpoint(str(folder), tag=ckpt.tag(step), client_state=client)
+    if worker.rank == 0:
+        ckpt.prune(folder, job.keep_checkpoints)
+
+
+def open_csv(path: str, keep_until_step: int):
+    """Open the loss CSV for appending, dropping rows after `keep_until_step` (re-done after a resume)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rows = []
+    if path.exists() and keep_until_step > 0:
+        with open(path) as f:
+            rows = [r for r in csv.reader(f)][1:]
+        rows = [r for r in rows if r and int(r[0]) <= keep_until_step]
+    f = open(path, "w", newline="", buffering=1)
+    writer = csv.writer(f)
+    writer.writerow(CSV_COLUMNS)
+    writer.writerows(rows)
+    return writer

@@ -1,0 +1,187 @@
+"""Unit tests of the training pieces: schedules, presets, DeepSpeed config, SFT masking, data, contract."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from tasks.curate.sft_sets import mbpp_train
+from tasks.tokenize.tokenizer import save_tokenizer, train_bpe
+from tasks.train.chat import IGNORE, encode_example
+from tasks.train.contract import ContractError, check_data
+from tasks.train.data import PackedMix, causal_lm_batch, micro_slices
+from tasks.train.ds_config import deepspeed_config, grad_accum_steps
+from tasks.train.flops import flops_per_token
+from tasks.train.presets import PRESETS, llama_config
+from tasks.train.schedule import cosine, exp_decay, wsd
+
+CODE = ["def add(a, b):\n    return a + b\n", "import os\nprint(os.getcwd())\n", "class A:\n    pass\n"] * 30
+
+
+def test_wsd_warmup_then_constant():
+    assert wsd(0, peak=3e-4, warmup_steps=2000) == pytest.approx(3e-4 / 2000)
+    assert wsd(999, peak=3e-4, warmup_steps=2000) == pytest.approx(1.5e-4)
+    assert wsd(1999, peak=3e-4, warmup_steps=2000) == pytest.approx(3e-4)
+    assert wsd(2000, peak=3e-4, warmup_steps=2000) == wsd(400_000, peak=3e-4, warmup_steps=2000) == 3e-4
+
+
+def test_exp_decay_endpoints_and_midpoint():
+    assert exp_decay(0, start=3e-4, final=1e-5, total_steps=101) == pytest.approx(3e-4)
+    assert exp_decay(100, start=3e-4, final=1e-5, total_steps=101) == pytest.approx(1e-5)
+    assert exp_decay(50, start=3e-4, final=1e-5, total_steps=101) == pytest.approx(math.sqrt(3e-4 * 1e-5))
+
+
+def test_cosine_warmup_peak_and_end():
+    assert cosine(0, peak=2e-5, warmup_steps=100, total_steps=1000) == pytest.approx(2e-7)
+    assert cosine(100, peak=2e-5, warmup_steps=100, total_steps=1000) == pytest.approx(2e-5)
+    assert cosine(550, peak=2e-5, warmup_steps=100, total_steps=1000) == pytest.approx(1e-5)
+    assert cosine(1000, peak=2e-5, warmup_steps=100, total_steps=1000) == pytest.approx(0.0)
+
+
+def test_opencoder_presets_match_the_paper():
+    from transformers import LlamaForCausalLM
+
+    p15, p8 = PRESETS["opencoder-1.5b"], PRESETS["opencoder-8b"]
+    assert (p15.num_layers, p15.hidden_size, p15.num_heads, p15.head_dim, p15.num_kv_heads, p15.intermediate_size) == (24, 2240, 14, 160, 14, 6144)
+    assert (p8.num_layers, p8.hidden_size, p8.num_heads, p8.num_kv_heads, p8.intermediate_size, p8.rope_theta) == (32, 4096, 32, 8, 14336, 500_000.0)
+    cfg = llama_config(p15, 96_640, bos_token_id=1, eos_token_id=2, pad_token_id=0)
+    with torch.device("meta"):
+        n = sum(p.numel() for p in LlamaForCausalLM(cfg).parameters())
+    assert 1.85e9 < n < 1.95e9  # "about 1.9B" (spec §7)
+    assert cfg.vocab_size == 96_640 and not cfg.tie_word_embeddings and not cfg.attention_bias
+
+
+def test_flops_per_token_is_6n_plus_attention():
+    cfg = llama_config(PRESETS["opencoder-1.5b"], 96_640, bos_token_id=1, eos_token_id=2, pad_token_id=0)
+    with torch.device("meta"):
+        from transformers import LlamaForCausalLM
+
+        n = sum(p.numel() for p in LlamaForCausalLM(cfg).parameters()) - 96_640 * 2240
+    assert flops_per_token(cfg, 4096) == pytest.approx(6 * n + 12 * 24 * 2240 * 4096)
+
+
+def test_deepspeed_config_generated_from_params():
+    cfg = deepspeed_config(micro_batch_size=4, grad_accum_steps=32, world_size=8, zero_stage=2, bf16=True, gradient_clipping=1.0)
+    assert cfg["train_batch_size"] == 1024 and cfg["zero_optimization"]["stage"] == 2 and cfg["bf16"]["enabled"]
+    assert cfg["zero_allow_untested_optimizer"] is True
+    assert grad_accum_steps(1024, 4, 8) == 32
+    with pytest.raises(ValueError):
+        grad_accum_steps(10, 4, 1)
+
+
+def test_micro_slices_partition_the_batch():
+    seen = sorted(i for r in range(2) for s in micro_slices(16, 4, 2, r) for i in range(16)[s])
+    assert seen == list(range(16))
+
+
+def test_response_only_mask_on_literal_sample(tmp_path):
+    from transformers import AutoTokenizer
+
+    save_tokenizer(train_bpe(CODE + ["<|im_start|>user\nhello<|im_end|>"], 400), tmp_path, 512)
+    tok = AutoTokenizer.from_pretrained(tmp_path)
+    ids, labels = encode_example(tok, "Add two numbers.", "def add(a, b):\n    return a + b", 512)
+    prompt = ("<|im_start|>system\nYou are OpenCoder, created by OpenCoder Team.<|im_end|>\n"
+              "<|im_start|>user\nAdd two numbers.<|im_end|>\n<|im_start|>assistant\n")
+    n_prompt = len(tok(prompt, add_special_tokens=False)["input_ids"])
+    assert tok.decode(ids) == prompt + "def add(a, b):\n    return a + b\n<|im_end|>"
+    assert labels[:n_prompt] == [IGNORE] * n_prompt
+    assert labels[n_prompt:] == ids[n_prompt:] and ids[-1] == tok.convert_tokens_to_ids("<|im_end|>")
+    short_ids, short_labels = encode_example(tok, "Add two numbers.", "x" * 50, 10)
+    assert len(short_ids) == len(short_labels) == 10
+
+
+def test_mbpp_train_split():
+    rows = mbpp_train()
+    assert len(rows) == 374
+    assert "assert" in rows[0]["instruction"] and "\r" not in rows[0]["output"]
+
+
+def test_document_mask_blocks_cross_document_attention():
+    ids = np.array([[5, 6, 2, 7, 8, 9, 2, 4]])
+    batch = causal_lm_batch(ids, attention="document", eos_id=2)
+    assert batch["position_ids"].tolist() == [[0, 1, 2, 0, 1, 2, 3, 0]]
+    mask = batch["attention_mask"][0, 0]
+    assert mask[4, 3] and not mask[4, 2] and not mask[3, 0] and mask[2, 0]
+    assert batch["labels"][0, 3] == -100 and batch["labels"][0, 7] == -100 and batch["labels"][0, 4] == 8
+
+
+def test_document_mask_with_one_document_equals_causal():
+    from transformers import LlamaForCausalLM
+
+    cfg = llama_config(PRESETS["tiny"], 64, bos_token_id=1, eos_token_id=2, pad_token_id=0)
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(cfg).eval()
+    ids = np.random.default_rng(0).integers(5, 64, size=(2, 16))
+    plain = model(**causal_lm_batch(ids, attention="causal", eos_id=2)).logits
+    doc = model(**causal_lm_batch(ids, attention="document", eos_id=2)).logits
+    assert torch.allclose(plain, doc, atol=1e-5)
+    ids[0, 7] = 2  # a boundary: the second document's logits must not depend on the first one
+    a = model(**causal_lm_batch(ids, attention="document", eos_id=2)).logits[0, 8:]
+    ids2 = ids.copy()
+    ids2[0, :7] = 9
+    b = model(**causal_lm_batch(ids2, attention="document", eos_id=2)).logits[0, 8:]
+    assert torch.allclose(a, b, atol=1e-5)
+
+
+def _packed(folder, tok_dir_hash=None, vocab=300, seq_len=8, num=10):
+    from tasks.tokenize.packing import META_FILE, TOKENS_FILE
+
+    folder.mkdir(parents=True)
+    np.arange(num * seq_len, dtype=np.uint16).tofile(folder / TOKENS_FILE)
+    (folder / META_FILE).write_text(json.dumps({"vocab_size": vocab, "dtype": "uint16", "seq_len": seq_len, "num_sequences": num,
+                                                "tokenizer_hash": tok_dir_hash or "h" * 64}))
+    return folder
+
+
+def test_contract_rejects_mismatched_tokenizer(tmp_path):
+    data = _packed(tmp_path / "d", tok_dir_hash="a" * 64)
+    assert check_data(data, vocab_size=512, max_positions=64, tokenizer_hash_expected="a" * 64)["seq_len"] == 8
+    with pytest.raises(ContractError, match="tokenized with tokenizer aaaaaaaaaaaa but the model was trained with bbbbbbbbbbbb"):
+        check_data(data, vocab_size=512, max_positions=64, tokenizer_hash_expected="b" * 64)
+
+
+def test_contract_rejects_vocab_seq_len_and_changed_tokenizer_folder(tmp_path):
+    data = _packed(tmp_path / "d")
+    with pytest.raises(ContractError, match="vocabulary is 256"):
+        check_data(data, vocab_size=256, max_positions=64)
+    with pytest.raises(ContractError, match="exceeds the model context 4"):
+        check_data(data, vocab_size=None, max_positions=4)
+    save_tokenizer(train_bpe(CODE, 300), data / "tokenizer", 8)  # a tokenizer whose hash differs from meta's
+    with pytest.raises(ContractError, match="tokenizer hash differs"):
+        check_data(data, vocab_size=None, max_positions=64)
+
+
+def test_packed_mix_is_a_function_of_step(tmp_path):
+    a, b = _packed(tmp_path / "a", num=10), _packed(tmp_path / "b", num=7)
+    mix = PackedMix({str(a): 0.75, str(b): 0.25}, global_batch_size=4, seed=3)
+    counts = mix.source_counts_before(0)
+    batches = []
+    for step in range(6):
+        ids, counts = mix.batch(step, counts)
+        batches.append(ids)
+    again = PackedMix({str(a): 0.75, str(b): 0.25}, global_batch_size=4, seed=3)
+    ids5, _ = again.batch(5, again.source_counts_before(5))
+    assert (ids5 == batches[5]).all()
+    assert counts.sum() == 24 and counts[0] > counts[1]
+
+
+def test_checkpoint_and_plot_paths(tmp_path):
+    from pathlib import Path
+
+    from tasks.train.checkpoint import stage_paths
+
+    assert stage_paths("pretrain", Path("models/pretrain"), "models/pretrain") == (Path("checkpoints/pretrain"), Path("plots/pretrain.csv"))
+    assert stage_paths("anneal", tmp_path / "b", "models/anneal") == (tmp_path / "b.checkpoints", tmp_path / "b.loss.csv")
+
+
+def test_params_yaml_loads_with_tiny_training_sections():
+    from tasks.config import load_params
+
+    params = load_params("params.yaml")
+    assert params.pretrain.preset == "tiny" and params.sft.variant == "two-stage"
+    assert params.pretrain.global_batch_size % params.pretrain.micro_batch_size == 0
+    assert PRESETS["opencoder-1.5b"].max_position_embeddings == 4096

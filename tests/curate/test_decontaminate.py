@@ -1,0 +1,89 @@
+"""Decontamination: literal rows against the real benchmark index, and the stage on local Ray once."""
+
+from dataclasses import replace
+from functools import cache
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from tasks.common.shards import DOC_SCHEMA, read_table
+from tasks.common.tracking import NullTracker
+from tasks.config import Params, TrackingConfig
+from tasks.curate.config import DecontaminateConfig
+from tasks.curate.decontaminate import build_index, decontaminate_batch, match, ngram_hashes, run
+from tasks.evaluate import benchmarks
+
+CFG = DecontaminateConfig()
+HE0 = benchmarks.get("humaneval").problems()[0]
+MBPP11 = benchmarks.get("mbpp").problems()[0]
+
+
+@cache
+def index(cfg: DecontaminateConfig = CFG):
+    return build_index(cfg)
+
+
+def test_generic_function_names_are_kept():
+    assert match("def add(a, b):\n    return a + b\n\ndef median(xs):\n    return sorted(xs)[len(xs) // 2]\n", index(), CFG) is None
+
+
+def test_a_distinctive_entry_point_definition_is_dropped():
+    assert match("def has_close_elements(xs, t):\n    return False\n", index(), CFG) == ("benchmark_entry_point", "HumanEval/0")
+
+
+def test_calling_an_entry_point_without_defining_it_is_not_an_entry_point_hit():
+    assert match("x = has_close_elements\n", index(), CFG) is None
+
+
+def test_a_shared_10_gram_with_a_prompt_is_dropped():
+    text = "# notes\n" + " ".join(MBPP11.data["question"].split()[:12]) + "\nfoo = 1\n"
+    assert match(text, index(), CFG) == ("benchmark_ngram", "mbpp/11")
+
+
+def test_a_shared_10_gram_with_a_solution_is_dropped():
+    body = " ".join(HE0.reference.split())  # whitespace changes do not hide it
+    assert match(body, index(), CFG) == ("benchmark_ngram", "HumanEval/0")
+
+
+def test_nine_shared_words_are_not_enough():
+    words = MBPP11.data["question"].split()[:9]
+    assert len(words) == 9 and match(" ".join(words) + " zzqx unrelated", index(), CFG) is None
+
+
+def test_only_the_configured_benchmarks_are_used():
+    cfg = DecontaminateConfig(benchmarks=("mbpp",))
+    assert match(HE0.prompt, build_index(cfg), cfg) is None
+    assert match(HE0.prompt, index(), CFG) is not None
+
+
+def test_char_ngrams():
+    cfg = DecontaminateConfig(ngram=50, ngram_unit="char")
+    assert match("xx " + HE0.reference[5:80] + " yy", build_index(cfg), cfg) is not None
+    assert len(ngram_hashes("abc", 50, "char")) == 0
+
+
+def test_batch_function_adds_reason_and_task_columns():
+    batch = pa.table({"text": ["def add(a, b):\n    return a + b", "def has_close_elements(x):\n    pass", None]})
+    out = decontaminate_batch(batch, index=index(), cfg=CFG)
+    assert out["drop_reason"].to_pylist() == [None, "benchmark_entry_point", None]
+    assert out["contaminated_by"].to_pylist() == [None, "HumanEval/0", None]
+
+
+def _doc(i: int, text: str) -> dict:
+    return {"id": str(i), "text": text, "repo": "r", "path": f"f{i}.py", "lang": "python", "doc_type": "code",
+            "source": "test", "stars": 1, "commit_date": "2024-01-01", "size_bytes": len(text), "sha256": str(i)}
+
+
+def test_stage_on_local_ray_conserves_rows_and_counts_hits(tmp_path):
+    texts = ["def add(a, b):\n    return a + b\n"] * 5 + [HE0.prompt + HE0.reference, MBPP11.data["question"], "print('hello')"]
+    src = tmp_path / "dedup"
+    src.mkdir()
+    pq.write_table(pa.Table.from_pylist([_doc(i, t) for i, t in enumerate(texts)], schema=DOC_SCHEMA), src / "part-00000.parquet")
+    params = replace(Params(), tracking=TrackingConfig(enabled=False))
+    metrics = run(params, src, tmp_path / "out", NullTracker())
+    assert (metrics["rows_in"], metrics["rows_kept"], metrics["rows_dropped"]) == (8, 6, 2)
+    assert metrics["hits_by_benchmark"] == {"humaneval": 1, "mbpp": 1}
+    dropped = read_table(tmp_path / "out" / "dropped")
+    assert sorted(dropped["contaminated_by"].to_pylist()) == ["HumanEval/0", "mbpp/11"]
+    assert "contaminated_by" not in read_table(tmp_path / "out").column_names or \
+        read_table(tmp_path / "out")["contaminated_by"].null_count == 6

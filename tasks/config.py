@@ -19,6 +19,7 @@ from tasks.curate.config import DecontaminateConfig
 from tasks.dedup.config import DedupConfig
 from tasks.evaluate.config import EvaluateConfig
 from tasks.ingest.config import IngestConfig
+from tasks.recall.config import RecallConfig
 from tasks.report.config import ReportConfig
 from tasks.tokenize.config import TokenizeConfig
 from tasks.train.config import AnnealConfig, PretrainConfig, SftConfig
@@ -49,6 +50,7 @@ class Params:
     compute: ComputeConfig = field(default_factory=ComputeConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     ingest: IngestConfig = field(default_factory=IngestConfig)
+    recall: RecallConfig = field(default_factory=RecallConfig)
     clean: CleanConfig = field(default_factory=CleanConfig)
     dedup: DedupConfig = field(default_factory=DedupConfig)
     decontaminate: DecontaminateConfig = field(default_factory=DecontaminateConfig)

@@ -36,7 +36,8 @@ STAGES: dict[str, StageSpec] = {
     s.name: s
     for s in [
         StageSpec("ingest", "tasks.ingest.stage", None, "data/ingest"),
-        StageSpec("clean", "tasks.clean.stage", "data/ingest", "data/clean"),
+        StageSpec("recall", "tasks.recall.stage", "data/ingest", "data/recall"),
+        StageSpec("clean", "tasks.clean.stage", "data/recall", "data/clean"),
         StageSpec("dedup", "tasks.dedup.stage", "data/clean", "data/dedup"),
         StageSpec("decontaminate", "tasks.curate.decontaminate", "data/dedup", "data/decontaminate"),
         StageSpec("tokenize", "tasks.tokenize.stage", "data/decontaminate", "data/tokenize"),

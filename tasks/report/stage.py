@@ -18,7 +18,7 @@ from tasks.common.shards import MissingInputError
 from tasks.common.tracking import MlflowTracker, numeric_items
 from tasks.stages import ORDER
 
-DATA_STAGES = ("ingest", "clean", "dedup", "decontaminate")
+DATA_STAGES = ("ingest", "recall", "clean", "dedup", "decontaminate")
 TRAIN_STAGES = ("pretrain", "anneal", "sft")
 PAPER_SCORES = Path(__file__).resolve().parents[1] / "evaluate" / "paper_scores.yaml"
 

@@ -39,18 +39,18 @@ def check_rule_names(cfg) -> None:
 
 
 @contextlib.contextmanager
-def time_limit(seconds: float):
-    if seconds <= 0 or threading.current_thread() is not threading.main_thread():
-        yield
+def alarm_handler(enabled: bool):
+    """Install the SIGALRM handler once for a document (main thread only); `arm` then times each signal."""
+    if not enabled or threading.current_thread() is not threading.main_thread():
+        yield False
         return
 
     def on_alarm(signum, frame):
         raise RuleTimeout()
 
     previous = os_signal.signal(os_signal.SIGALRM, on_alarm)
-    os_signal.setitimer(os_signal.ITIMER_REAL, seconds)
     try:
-        yield
+        yield True
     finally:
         os_signal.setitimer(os_signal.ITIMER_REAL, 0)
         os_signal.signal(os_signal.SIGALRM, previous)
@@ -87,17 +87,22 @@ def evaluate(doc: Doc, doc_id: str, rules: dict, cfg) -> Verdict:
     general = [r for r in active if r[0].startswith(GENERAL_PREFIXES)]
     specific = [r for r in active if not r[0].startswith(GENERAL_PREFIXES)]
     failed: list[str] = []
-    for group in (general, specific):
-        if failed and group is specific and not cfg.evaluate_all_rules:
-            break
-        for name, bounds in group:
-            try:
-                with time_limit(cfg.rule_timeout_s):
+    timeout = cfg.rule_timeout_s
+    with alarm_handler(timeout > 0) as timed:
+        for group in (general, specific):
+            if failed and group is specific and not cfg.evaluate_all_rules:
+                break
+            for name, bounds in group:
+                try:
+                    if timed:
+                        os_signal.setitimer(os_signal.ITIMER_REAL, timeout)
                     value = SIGNALS[name](doc)
-            except (Exception, RecursionError):
-                return Verdict(failed, error=name)
-            if fires(value, bounds):
-                p = cfg.drop_probability.get(name)
-                if p is None or draw(doc_id, name, cfg.seed) < p:
-                    failed.append(name)
+                    if timed:
+                        os_signal.setitimer(os_signal.ITIMER_REAL, 0)
+                except (Exception, RecursionError):
+                    return Verdict(failed, error=name)
+                if fires(value, bounds):
+                    p = cfg.drop_probability.get(name)
+                    if p is None or draw(doc_id, name, cfg.seed) < p:
+                        failed.append(name)
     return Verdict(failed)

@@ -27,20 +27,35 @@ def _python_tree(doc: Doc) -> ast.AST | None:
     return doc.__dict__["_py_tree"]
 
 
-def _nodes(tree: ast.AST) -> list[ast.AST]:
-    """All nodes of the tree, walked once per document."""
-    cache = _NODES.get(id(tree))
-    if cache is None or cache[0] is not tree:
-        _NODES.clear()
-        cache = _NODES[id(tree)] = (tree, list(ast.walk(tree)))
-    return cache[1]
+_STATEMENT_LISTS = ("body", "orelse", "finalbody", "handlers", "cases")
+_FUNCTION_TYPES = (ast.FunctionDef, ast.AsyncFunctionDef)
 
 
-_NODES: dict[int, tuple[ast.AST, list[ast.AST]]] = {}
+def _summary(doc: Doc) -> tuple[list[ast.AST], list[ast.AST], int]:
+    """(function defs, class defs, import statements) of the tree, from one walk over the statements only:
+    definitions and imports are statements, so expressions (most of the nodes) need not be visited."""
+    summary = doc.__dict__.get("_py_summary")
+    if summary is None:
+        functions, classes, imports = [], [], 0
+        stack = list(doc.__dict__["_py_tree"].body)
+        while stack:
+            node = stack.pop()
+            if isinstance(node, _FUNCTION_TYPES):
+                functions.append(node)
+            elif isinstance(node, ast.ClassDef):
+                classes.append(node)
+            elif isinstance(node, (ast.Import, ast.ImportFrom)):
+                imports += 1
+            for name in _STATEMENT_LISTS:
+                children = getattr(node, name, None)
+                if children:
+                    stack.extend(children)
+        summary = doc.__dict__["_py_summary"] = (functions, classes, imports)
+    return summary
 
 
-def _functions(tree: ast.AST) -> list[ast.AST]:
-    return [n for n in _nodes(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]
+def _functions(doc: Doc) -> list[ast.AST]:
+    return _summary(doc)[0]
 
 
 @signal("qsc_codepython_cate_ast")
@@ -51,7 +66,7 @@ def python_cate_ast(doc: Doc) -> float:
 @signal("qsc_codepython_frac_lines_func_ratio")
 def python_func_ratio(doc: Doc) -> float | None:
     tree = _python_tree(doc)
-    return None if tree is None else _ratio(len(_functions(tree)), len(doc.code_lines))
+    return None if tree is None else _ratio(len(_functions(doc)), len(doc.code_lines))
 
 
 @signal("qsc_codepython_cate_var_zero")
@@ -59,7 +74,7 @@ def python_var_zero(doc: Doc) -> float | None:
     tree = _python_tree(doc)
     if tree is None:
         return None
-    for node in _nodes(tree):
+    for node in ast.walk(tree):  # lazily: stops at the first assigned name or argument
         if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
             return 0.0
         if isinstance(node, ast.arg):
@@ -87,7 +102,7 @@ def python_simplefunc(doc: Doc) -> float | None:
     tree = _python_tree(doc)
     if tree is None:
         return None
-    simple = sum(1 for f in _functions(tree) if len(f.body) == 1 and isinstance(f.body[0], ast.Return))
+    simple = sum(1 for f in _functions(doc) if len(f.body) == 1 and isinstance(f.body[0], ast.Return))
     return _ratio(simple, len(doc.code_lines))
 
 
@@ -99,11 +114,10 @@ def python_no_logic(doc: Doc) -> float | None:
     tree = _python_tree(doc)
     if tree is None:
         return None
-    classes = [n for n in _nodes(tree) if isinstance(n, ast.ClassDef)]
+    functions, classes, imports = _summary(doc)
     class_assigns = sum(1 for c in classes for s in c.body if isinstance(s, (ast.Assign, ast.AnnAssign)))
-    imports = sum(1 for n in _nodes(tree) if isinstance(n, (ast.Import, ast.ImportFrom)))
     returns = sum(1 for line in doc.code_lines if _RETURN_LINE.match(line))
-    return _ratio(len(_functions(tree)) + imports + len(classes) + returns + class_assigns, len(doc.code_lines))
+    return _ratio(len(functions) + imports + len(classes) + returns + class_assigns, len(doc.code_lines))
 
 
 # ---- C / C++ ----

@@ -104,7 +104,7 @@ class MetricsCollector:
         self.transforms: Counter = Counter()
 
     def __call__(self, batch: pa.Table) -> None:
-        cols = batch.select(["drop_reason", "failed_rules", "lang", "size_bytes", "text", "copyright_removed",
+        cols = batch.select(["drop_reason", "failed_rules", "lang", "size_bytes", "copyright_removed",
                              *(f"pii_{k}" for k in PII_KINDS)]).to_pydict()
         for i, reason in enumerate(cols["drop_reason"]):
             size = cols["size_bytes"][i] or 0

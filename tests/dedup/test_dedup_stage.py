@@ -13,7 +13,7 @@ from tasks.config import load_params
 from tasks.dedup.report import GuardrailError
 from tasks.dedup.stage import report_dir, run
 
-from test_dedup_plan import edited, long_text
+from .test_dedup_plan import edited, long_text
 
 
 def write_input(folder, num_shards: int = 2) -> list[dict]:

@@ -8,6 +8,7 @@ never in the sandbox.
 
 from __future__ import annotations
 
+import abc
 import gzip
 import json
 from collections.abc import Iterator
@@ -33,18 +34,19 @@ class Problem:
     """Benchmark-specific fields for building the test program."""
 
 
-class Benchmark:
+class Benchmark(abc.ABC):
     """One benchmark: its problems and how a solution is tested."""
 
     name: str = ""
     kind: str = "instruction"
 
+    @abc.abstractmethod
     def problems(self) -> list[Problem]:
-        raise NotImplementedError
+        """Every problem of the benchmark, in task order."""
 
+    @abc.abstractmethod
     def program(self, problem: Problem, solution: str) -> str:
         """The complete test program for a sanitized solution (exit status 0 = passed)."""
-        raise NotImplementedError
 
     def timeout_s(self, problem: Problem, base_timeout_s: float) -> float:
         """Per-program time limit (benchmarks running many inputs may scale it)."""

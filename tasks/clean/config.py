@@ -11,6 +11,7 @@ language-specific rules), exactly as the spec's exceptions column does.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 Bounds = tuple[float | None, float | None]
 RuleSet = dict[str, Bounds | None]
@@ -193,6 +194,12 @@ def _copy(rules: dict[str, RuleSet]) -> dict[str, RuleSet]:
 
 @dataclass(frozen=True, kw_only=True)
 class CleanConfig:
+    ruleset: Literal["refinecode", "stack"] = "refinecode"
+    """Which rules filter: `refinecode` (the thresholds below) or `stack` (a The Stack-like set of ~15 rules,
+    `tasks/clean/data/stack_rules.yaml`), for the RefineCode-vs-The-Stack ablation (spec §11)."""
+    min_stars: int = 0
+    """Star filter (spec §11 ablation 5; paper: >= 5 stars): rows of repositories with fewer stars (or none recorded)
+    are dropped as `min_stars`; web rows (source `web`) carry no stars and are exempt. 0 = off (paper default)."""
     seed: int = 0
     """Seed of the probabilistic (p=0.8) rules: the draw depends on the document id, the rule and this seed."""
     remove_copyright: bool = True
@@ -229,9 +236,17 @@ class CleanConfig:
             if set(got) != set(expected):
                 raise ValueError(f"clean.{section}: expected configs {list(expected)}, got {sorted(got)}")
         check_rule_names(self)
+        from tasks.clean.rulesets import stack_rules
+
+        if self.min_stars < 0:
+            raise ValueError(f"clean.min_stars: must be >= 0 (0 = off), got {self.min_stars}")
+        if self.ruleset == "stack":
+            stack_rules()  # a typo in the data file fails at load time
 
     def rules_for(self, config_name: str) -> RuleSet:
         """The effective rule set of one config (`others` merged with its overrides; text configs as is)."""
-        if config_name in self.text_rules:
-            return self.text_rules[config_name]
-        return {**self.code_rules["others"], **self.code_rules[config_name]}
+        from tasks.clean.rulesets import effective_rules, stack_rules
+
+        if self.ruleset == "stack":
+            return effective_rules(*stack_rules(), config_name)
+        return effective_rules(self.code_rules, self.text_rules, config_name)

@@ -2,11 +2,13 @@
 
     cookbook clean                                   # data/ingest -> data/clean (+ reports/clean/)
     cookbook clean --input DIR --output DIR --set clean.evaluate_all_rules=true
+    cookbook clean --set clean.ruleset=stack --set clean.min_stars=5   # the §11 ablations' switches
 
 `clean_batch` is a pure function over one Arrow batch (the Ray runner maps it over the shards):
-per row it checks the input (undecodable / binary / empty / oversized), routes the path with the
-released maps (`unknown` and `excluded` are dropped), removes a copyright header, redacts PII, picks
-the rule config (spec §3.3 routing) and evaluates it. Kept rows carry `lang`, `doc_type` and the
+per row it applies the star filter (`clean.min_stars`, off by default), checks the input (undecodable /
+binary / empty / oversized), routes the path with the released maps (`unknown` and `excluded` are
+dropped), removes a copyright header, redacts PII, picks the rule config (spec §3.3 routing) and
+evaluates it against the rule set (`clean.ruleset`: RefineCode's, or a The Stack-like one). Kept rows carry `lang`, `doc_type` and the
 transformed text; dropped rows carry `drop_reason` (the first failing rule) and `failed_rules`.
 `run` writes kept/dropped shards, the metrics (per reason, per rule and per language files and
 bytes, PII and copyright counts) and a bar chart of the top rules.
@@ -28,6 +30,8 @@ from tasks.clean.transform import redact_pii, remove_copyright
 from tasks.common.runner import map_batches
 from tasks.common.stage import split_and_write
 
+WEB_SOURCE = "web"
+"""`source` of the recalled web rows (tasks/recall), which have no stars."""
 PII_KINDS = ("email", "ip_address", "key", "password")
 ADDED_COLUMNS = ("drop_reason", "failed_rules", "rule_config", "copyright_removed", *(f"pii_{k}" for k in PII_KINDS))
 
@@ -45,11 +49,20 @@ def input_problem(text: str | None, cfg: CleanConfig) -> str | None:
     return None
 
 
-def clean_row(text: str | None, path: str | None, doc_id: str, size_bytes: int | None, cfg: CleanConfig) -> dict[str, Any]:
+def below_min_stars(stars: int | None, source: str | None, cfg: CleanConfig) -> bool:
+    """The star filter (`clean.min_stars`, 0 = off): repository rows with fewer stars; web rows are exempt."""
+    return cfg.min_stars > 0 and source != WEB_SOURCE and (stars or 0) < cfg.min_stars
+
+
+def clean_row(text: str | None, path: str | None, doc_id: str, size_bytes: int | None, cfg: CleanConfig,
+              stars: int | None = None, source: str | None = None) -> dict[str, Any]:
     """Everything `clean_batch` adds for one row."""
     lang, kind = routing.route(path)
     out: dict[str, Any] = dict(text=text, lang=lang, doc_type=kind, drop_reason=None, failed_rules=[], rule_config=None,
                                copyright_removed=False, **{f"pii_{k}": 0 for k in PII_KINDS})
+    if below_min_stars(stars, source, cfg):
+        out["drop_reason"] = "min_stars"
+        return out
     problem = input_problem(text, cfg)
     if problem or kind in (routing.UNKNOWN, routing.EXCLUDED):
         out["drop_reason"] = problem or kind
@@ -74,7 +87,10 @@ def clean_batch(batch: pa.Table, cfg: CleanConfig) -> pa.Table:
     n = batch.num_rows
     ids = cols.get("id") or [str(i) for i in range(n)]
     sizes = cols.get("size_bytes") or [None] * n
-    rows = [clean_row(t, p, i, s, cfg) for t, p, i, s in zip(cols["text"], cols.get("path") or [None] * n, ids, sizes)]
+    stars = cols.get("stars") or [None] * n
+    sources = cols.get("source") or [None] * n
+    rows = [clean_row(t, p, i, s, cfg, st, so)
+            for t, p, i, s, st, so in zip(cols["text"], cols.get("path") or [None] * n, ids, sizes, stars, sources)]
     for name in ("text", "lang", "doc_type"):
         cols[name] = [r[name] for r in rows]
     out = pa.table(cols).cast(_base_schema(batch.schema)) if cols else batch

@@ -37,7 +37,8 @@ def canonical_passed(name: str) -> int:
     problems = bench.problems()
     bench.prepare(problems, timeout_s=3.0, memory_bytes=1 << 30, num_workers=WORKERS)
     programs = [bench.program(p, solution(p, p.reference, chat=False)) for p in problems]
-    results = execute_many(programs, timeouts_s=[max(10.0, bench.timeout_s(p, 3.0)) for p in problems], num_workers=WORKERS)
+    results = execute_many(programs, timeouts_s=[max(10.0, bench.timeout_s(p, 3.0)) for p in problems],
+                           memory_bytes=[bench.memory_bytes(p, 1 << 30) for p in problems], num_workers=WORKERS)
     return sum(r.passed for r in results)
 
 

@@ -190,15 +190,18 @@ def execute_many(
     programs: Sequence[str],
     *,
     timeouts_s: Sequence[float] | float = 3.0,
-    memory_bytes: int = 1 << 30,
+    memory_bytes: Sequence[int] | int = 1 << 30,
     num_workers: int | None = None,
     max_output_bytes: int = 1 << 16,
 ) -> list[ExecutionResult]:
-    """`execute_code` over many programs, `num_workers` at a time (default: one per core), in input order."""
+    """`execute_code` over many programs, `num_workers` at a time (default: one per core), in input order.
+    Time and memory limits are one value for all programs or one per program."""
     if isinstance(timeouts_s, (int, float)):
         timeouts_s = [float(timeouts_s)] * len(programs)
+    if isinstance(memory_bytes, int):
+        memory_bytes = [memory_bytes] * len(programs)
     workers = max(1, num_workers or os.cpu_count() or 1)
     with ThreadPoolExecutor(workers) as pool:
-        return list(pool.map(lambda pt: execute_code(pt[0], timeout_s=pt[1], memory_bytes=memory_bytes,
-                                                    max_output_bytes=max_output_bytes, max_file_bytes=max(16 << 20, max_output_bytes)),
-                             zip(programs, timeouts_s)))
+        return list(pool.map(lambda ptm: execute_code(ptm[0], timeout_s=ptm[1], memory_bytes=ptm[2],
+                                                      max_output_bytes=max_output_bytes, max_file_bytes=max(16 << 20, max_output_bytes)),
+                             zip(programs, timeouts_s, memory_bytes)))

@@ -96,7 +96,7 @@ def _from_samples(cfg: EvaluateConfig, selected: dict) -> dict[str, list[list[st
 
 def score(cfg: EvaluateConfig, selected: dict, completions: dict[str, list[list[str]]], chat: bool) -> dict[str, list[dict]]:
     """Run every solution's test program in the sandbox; per-benchmark result rows."""
-    rows, programs, timeouts = [], [], []
+    rows, programs, timeouts, memories = [], [], [], []
     memory = cfg.memory_mb << 20
     for name, (bench, problems) in selected.items():
         base_timeout = cfg.timeout_s.get(name, 3.0)
@@ -108,7 +108,8 @@ def score(cfg: EvaluateConfig, selected: dict, completions: dict[str, list[list[
                              "completion": completion, "solution": sol})
                 programs.append(bench.program(problem, sol))
                 timeouts.append(bench.timeout_s(problem, base_timeout))
-    results = execute_many(programs, timeouts_s=timeouts, memory_bytes=memory, num_workers=cfg.num_workers)
+                memories.append(bench.memory_bytes(problem, memory))
+    results = execute_many(programs, timeouts_s=timeouts, memory_bytes=memories, num_workers=cfg.num_workers)
     out: dict[str, list[dict]] = defaultdict(list)
     for row, result in zip(rows, results):
         out[row.pop("benchmark")].append({**row, "status": result.status, "passed": result.passed, "error": result.error})

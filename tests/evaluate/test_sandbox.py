@@ -118,3 +118,23 @@ def test_the_audit_hook_cannot_be_rewritten():
             "import socket\nsocket.socket()\n")
     result = execute_code(code)
     assert not result.passed and "setting __code__ is not allowed" in result.stderr
+
+
+@pytest.mark.parametrize("code", [
+    "import _posixsubprocess\n_posixsubprocess.fork_exec()",
+    "import sys\nsys.modules.pop('_posixsubprocess')\nimport _posixsubprocess",
+    "import subprocess\nsubprocess.run(['true'])",
+    "import multiprocessing\nmultiprocessing.Process(target=print).start()",
+])
+def test_process_creation_through_c_modules_is_refused(code):
+    result = execute_code(code)
+    assert result.status == "failed" and "not allowed" in result.stderr
+
+
+def test_sqlite_writes_stay_in_the_scratch_folder(tmp_path):
+    outside = tmp_path / "escape.db"
+    result = execute_code(f"import sqlite3\nsqlite3.connect({str(outside)!r}).execute('create table t(x)')")
+    assert result.status == "failed" and not outside.exists()
+    inside = execute_code("import sqlite3\nc = sqlite3.connect('x.db')\nc.execute('create table t(x)')\nc.commit()\n"
+                          "import subprocess  # importable; only running a process is refused")
+    assert inside.passed, inside

@@ -15,7 +15,7 @@ import yaml
 
 from tasks.clean.config import CleanConfig
 from tasks.common.config import ConfigError, apply_overrides, build
-from tasks.curate.config import DecontaminateConfig
+from tasks.curate.config import CurateConfig, DecontaminateConfig, SampleConfig
 from tasks.dedup.config import DedupConfig
 from tasks.evaluate.config import EvaluateConfig
 from tasks.ingest.config import IngestConfig
@@ -53,6 +53,8 @@ class Params:
     recall: RecallConfig = field(default_factory=RecallConfig)
     clean: CleanConfig = field(default_factory=CleanConfig)
     dedup: DedupConfig = field(default_factory=DedupConfig)
+    sample: SampleConfig = field(default_factory=SampleConfig)
+    curate: CurateConfig = field(default_factory=CurateConfig)
     decontaminate: DecontaminateConfig = field(default_factory=DecontaminateConfig)
     tokenize: TokenizeConfig = field(default_factory=TokenizeConfig)
     pretrain: PretrainConfig = field(default_factory=PretrainConfig)

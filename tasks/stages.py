@@ -39,11 +39,14 @@ STAGES: dict[str, StageSpec] = {
         StageSpec("recall", "tasks.recall.stage", "data/ingest", "data/recall"),
         StageSpec("clean", "tasks.clean.stage", "data/recall", "data/clean"),
         StageSpec("dedup", "tasks.dedup.stage", "data/clean", "data/dedup"),
-        StageSpec("decontaminate", "tasks.curate.decontaminate", "data/dedup", "data/decontaminate"),
+        StageSpec("sample", "tasks.curate.sample", "data/dedup", "data/sample"),
+        StageSpec("curate", "tasks.curate.stage", "data/sample", "data/curate"),
+        # no single input: every part in decontaminate.parts (pretraining mix, annealing sources, SFT sets)
+        StageSpec("decontaminate", "tasks.curate.decontaminate", None, "data/decontaminate", ("data/sample", "data/curate")),
         StageSpec("tokenize", "tasks.tokenize.stage", "data/decontaminate", "data/tokenize"),
         StageSpec("pretrain", "tasks.train.pretrain", "data/tokenize", "models/pretrain"),
         StageSpec("anneal", "tasks.train.anneal", "models/pretrain", "models/anneal", ("data/tokenize",)),
-        StageSpec("sft", "tasks.train.sft", "models/anneal", "models/sft"),
+        StageSpec("sft", "tasks.train.sft", "models/anneal", "models/sft", ("data/decontaminate",)),
         StageSpec("evaluate", "tasks.evaluate.stage", "models/sft", "data/evaluate"),
         StageSpec("report", "tasks.report.stage", "metrics", "reports/report.md"),
     ]

@@ -1,26 +1,39 @@
 """The `decontaminate` stage (paper §4.4): remove training rows that contain benchmark test data.
 
-    cookbook decontaminate --input data/dedup --output data/decontaminate
+    cookbook decontaminate                                        # every part in decontaminate.parts
+    cookbook decontaminate --input DIR --output DIR               # one folder of your own
 
-Two rules, against exactly the benchmarks in `decontaminate.benchmarks` (evaluate registry names):
-- `benchmark_entry_point`: the row defines a benchmark's entry point as a module-level function,
-  `def NAME(` at the start of a line (methods are not benchmark solutions). Only distinctive names are matched (at least `entry_point_min_len` characters and containing an underscore, e.g.
-  `has_close_elements`), so clean code defining generic names (`add`, `fib`, `median`) is kept.
-- `benchmark_ngram`: the row shares an n-gram (`ngram`, default 10, of lower-cased words, or characters)
-  with a benchmark prompt/question or reference solution. Benchmark word n-grams that carry no information
-  (fewer than `ngram_min_distinct` distinct words, or mostly numbers and single letters, such as
-  `0 1 2 3 4 5 6 7 8 9` from test data) are left out: on the embedded corpus they were 90% of the hits.
+Everything that trains the model is checked: the pretraining mix (data/sample), the annealing high-quality
+sources (data/curate/algorithmic, synthetic) and both SFT sets (data/curate/sft_stage1, sft_stage2; their rows
+are checked on instruction + output), each written to `<output>/<part>/`, against exactly the benchmarks of
+`evaluate.benchmarks` (or `decontaminate.benchmarks` when set). Three rules, in order:
 
-The benchmark side is built once on the driver: a dict from the 64-bit hash of each n-gram to the first
-task that has it (~20k entries), the benchmarks' vocabulary, and a regex of the entry points. They are passed
-to `map_batches` workers, which hash only the windows of a row whose units all occur in the benchmark
-vocabulary (one vectorised pass) and look them up. Dropped rows carry
-`drop_reason` and `contaminated_by` (the matching task, e.g. "HumanEval/0"); metrics count hits per
-benchmark.
+- `benchmark_entry_point`: the row defines a benchmark's entry point as a module-level function, `def NAME(`
+  at the start of a line (methods are not benchmark solutions). Only distinctive names are matched (at least
+  `entry_point_min_len` characters and containing an underscore, e.g. `has_close_elements`), so clean code
+  defining generic names (`add`, `fib`, `median`) is kept.
+- `benchmark_solution`: the row defines a function whose parameters and body are, unit for unit, a reference
+  solution's (MBPP's code; HumanEval's prompt + canonical body, with or without the docstring), from any of its
+  `def`s on, under the same or another name (recursive calls renamed alike): renamed copies and solutions too
+  short or too uniform for an informative n-gram (`def count(lst): return sum(lst)`) are caught. Needs at
+  least `solution_min_units` units after the name.
+- `benchmark_ngram`: the row shares an n-gram (`ngram`, default 10, of lower-cased words, or characters) with a
+  benchmark prompt/question or reference solution. Benchmark word n-grams that carry no information (fewer
+  than `ngram_min_distinct` distinct words, or mostly numbers and single letters, such as `0 1 2 3 4 5 6 7 8 9`
+  from test data) are left out: on the embedded corpus they were 90% of the hits.
+
+The benchmark side is built once on the driver: a dict from the 64-bit hash of each n-gram to the first task
+that has it (~20k entries), the benchmarks' vocabulary, a regex of the entry points, and the reference
+functions keyed by their first units. They are passed to `map_batches` workers, which hash only the windows
+of a row whose units all occur in the benchmark vocabulary (one vectorised pass) and look them up (folders
+under `ray_min_rows` rows are mapped on the driver, `mapping.py`). Dropped
+rows carry `drop_reason` and `contaminated_by` (the matching task, e.g. "HumanEval/0"); metrics count hits
+per benchmark, per part and per part and row source.
 """
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import re
 from collections import Counter
@@ -29,13 +42,20 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 
-from tasks.common.runner import map_batches
+from tasks.common.shards import MissingInputError, atomic_dir, list_shards
 from tasks.common.stage import split_and_write
 from tasks.curate.config import DecontaminateConfig
+from tasks.curate.mapping import map_folder
 
 _WORD = re.compile(r"\w+")
 _SPACE = re.compile(r"\s+")
+SOLUTION_KEY_UNITS = 3
+"""Reference functions are indexed by the first units after `def NAME`."""
+DEFAULT_BENCHMARKS = ("humaneval", "mbpp")
+SELF = "\x00"
+"""Placeholder for a function's own name inside its body (word units never contain it)."""
 
 
 def units(text: str, unit: str) -> list[str]:
@@ -86,16 +106,54 @@ def distinctive(name: str, min_len: int) -> bool:
     return len(name) >= min_len and "_" in name.strip("_")
 
 
-def build_index(cfg: DecontaminateConfig) -> dict[str, Any]:
-    """The benchmark side: n-gram hash -> task_id, and entry point -> task_id (distinctive names only)."""
-    from tasks.evaluate import benchmarks
+def reference_function(problem) -> str:
+    """The reference solution as one function definition: MBPP's code as is; for completion benchmarks
+    (HumanEval) the prompt's `def` line(s) of the entry point followed by the canonical body, docstring left out."""
+    if problem.reference.lstrip().startswith(("def ", "import ", "from ")) or not problem.entry_point:
+        return problem.reference
+    try:
+        tree = ast.parse(problem.prompt + problem.reference)
+    except SyntaxError:
+        return problem.reference
+    lines = problem.prompt.splitlines()
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef) and node.name == problem.entry_point:
+            # the def line(s): up to the docstring (or the first statement, which the reference holds)
+            return "\n".join(lines[node.lineno - 1:node.body[0].lineno - 1]) + "\n" + problem.reference
+    return problem.reference
+
+
+def _unnamed(window: list[str], name: str) -> tuple[str, ...]:
+    """The units with the function's own name (recursive calls) replaced by a placeholder."""
+    return tuple(SELF if t == name else t for t in window)
+
+
+def solution_sequences(code: str, cfg: DecontaminateConfig) -> set[tuple[str, tuple[str, ...]]]:
+    """(mode, words) a copy of the reference code would contain after `def NAME`, for every `def` in it (a helper
+    may come first); words keep their case, so only NAME itself is NAME. Mode `raw` is the words as they are,
+    `self` has NAME replaced by a placeholder (renamed recursive calls). Sequences shorter than
+    `solution_min_units` are left out."""
+    toks = _WORD.findall(code)
+    out = set()
+    for i in range(len(toks) - 1):
+        if toks[i] == "def" and len(toks) - i - 2 >= max(cfg.solution_min_units, SOLUTION_KEY_UNITS):
+            raw = tuple(toks[i + 2:])
+            out |= {("raw", raw), ("self", _unnamed(raw, toks[i + 1]))}
+    return out
+
+
+def build_index(cfg: DecontaminateConfig, benchmarks: tuple[str, ...] | None = None) -> dict[str, Any]:
+    """The benchmark side: n-gram hash -> task, entry point -> task (distinctive names only), and reference
+    functions (units after the name) keyed by their first units."""
+    from tasks.evaluate import benchmarks as registry
 
     grams: dict[int, str] = {}
     vocab: set[str] = set()
     entry_points: dict[str, str] = {}
+    solutions: dict[tuple[str, tuple[str, ...]], list[tuple[tuple[str, ...], str]]] = {}
     benchmark_of: dict[str, str] = {}
-    for name in cfg.benchmarks:
-        bench = benchmarks.get(name)
+    for name in benchmarks or cfg.benchmarks or DEFAULT_BENCHMARKS:
+        bench = registry.get(name)
         benchmark_of.update({_label(bench.name, p.task_id): bench.name for p in bench.problems()})
         for task_id, text in bench.contamination_texts():
             for h in benchmark_hashes(text, cfg):
@@ -104,10 +162,15 @@ def build_index(cfg: DecontaminateConfig) -> dict[str, Any]:
         for p in bench.problems():
             if p.entry_point and distinctive(p.entry_point, cfg.entry_point_min_len):
                 entry_points.setdefault(p.entry_point, _label(bench.name, p.task_id))
+            references = {reference_function(p), p.prompt + p.reference if bench.kind == "completion" else p.reference}
+            for mode, seq in set().union(*(solution_sequences(code, cfg) for code in references)):
+                entries = solutions.setdefault((mode, seq[:SOLUTION_KEY_UNITS]), [])
+                if all(s != seq for s, _ in entries):
+                    entries.append((seq, _label(bench.name, p.task_id)))
     names = "|".join(sorted(map(re.escape, entry_points), key=len, reverse=True))
     pattern = r"(?m)^def[ \t]+(" + names + r")[ \t]*\(" if entry_points else None
     return {"grams": grams, "vocab": frozenset(vocab), "entry_points": entry_points, "pattern": pattern,
-            "benchmark_of": benchmark_of}
+            "solutions": solutions, "benchmark_of": benchmark_of}
 
 
 def _label(bench: str, task_id: str) -> str:
@@ -115,11 +178,29 @@ def _label(bench: str, task_id: str) -> str:
     return task_id if "/" in task_id else f"{bench}/{task_id}"
 
 
+def match_solution(toks: list[str], solutions: dict) -> str | None:
+    """The task whose reference function the word units contain after some `def NAME`, as is or under another
+    name (its recursive calls renamed alike), else None."""
+    for i, tok in enumerate(toks[:-1]):
+        if tok != "def":
+            continue
+        name = toks[i + 1]
+        for mode in ("raw", "self"):
+            head = toks[i + 2:i + 2 + SOLUTION_KEY_UNITS]
+            for seq, task in solutions.get((mode, tuple(head) if mode == "raw" else _unnamed(head, name)), ()):
+                window = toks[i + 2:i + 2 + len(seq)]
+                if (tuple(window) if mode == "raw" else _unnamed(window, name)) == seq:
+                    return task
+    return None
+
+
 def match(text: str, index: dict[str, Any], cfg: DecontaminateConfig, regex: re.Pattern | None = None) -> tuple[str, str] | None:
     """(drop_reason, task) for a contaminated text, None for a clean one."""
     regex = regex or (re.compile(index["pattern"]) if index["pattern"] else None)
     if regex is not None and (m := regex.search(text)):
         return "benchmark_entry_point", index["entry_points"][m.group(1)]
+    if index["solutions"] and (task := match_solution(_WORD.findall(text), index["solutions"])):
+        return "benchmark_solution", task
     grams, n = index["grams"], cfg.ngram
     toks = units(text, cfg.ngram_unit)
     if len(toks) < n:
@@ -132,25 +213,66 @@ def match(text: str, index: dict[str, Any], cfg: DecontaminateConfig, regex: re.
     return None
 
 
+def row_texts(batch: pa.Table) -> list[str]:
+    """What is checked: `text` for documents, instruction + output for SFT rows."""
+    if "text" in batch.column_names:
+        return [t or "" for t in batch["text"].to_pylist()]
+    return [f"{i or ''}\n{o or ''}" for i, o in zip(batch["instruction"].to_pylist(), batch["output"].to_pylist())]
+
+
 def decontaminate_batch(batch: pa.Table, *, index: dict[str, Any], cfg: DecontaminateConfig) -> pa.Table:
-    """Add `drop_reason` and `contaminated_by` to a batch of document rows."""
+    """Add `drop_reason` and `contaminated_by` to a batch of document or SFT rows."""
     regex = re.compile(index["pattern"]) if index["pattern"] else None
-    hits = [match(t or "", index, cfg, regex) for t in batch["text"].to_pylist()]
+    hits = [match(t, index, cfg, regex) for t in row_texts(batch)]
     batch = batch.append_column("drop_reason", pa.array([h[0] if h else None for h in hits], pa.string()))
     return batch.append_column("contaminated_by", pa.array([h[1] if h else None for h in hits], pa.string()))
 
 
-def run(params, input: Path | None, output: Path, tracker) -> dict:
+def decontaminate_folder(params, index: dict, input_dir: Path, output_dir: Path) -> dict:
+    """One folder of rows -> kept and dropped shards; its counts and hits by benchmark and by row source."""
     cfg: DecontaminateConfig = params.decontaminate
-    index = build_index(cfg)
-    hits: Counter[str] = Counter()
+    by_benchmark: Counter[str] = Counter()
+    by_source: Counter[str] = Counter()
 
     def count(batch: pa.Table) -> None:
-        hits.update(index["benchmark_of"][t] for t in batch["contaminated_by"].to_pylist() if t)
+        hit = [t for t in batch["contaminated_by"].to_pylist()]
+        sources = batch["source"].to_pylist() if "source" in batch.column_names else [None] * len(hit)
+        by_benchmark.update(index["benchmark_of"][t] for t in hit if t)
+        by_source.update(f"{s}:{index['benchmark_of'][t]}" for s, t in zip(sources, hit) if t)
 
-    batches = map_batches(decontaminate_batch, input, fn_kwargs={"index": index, "cfg": cfg},
-                          num_workers=params.compute.num_workers, batch_size=params.compute.batch_size,
-                          ray_address=params.compute.ray_address)
-    metrics = split_and_write(batches, output, on_batch=count)
-    return {**metrics, "hits_by_benchmark": dict(sorted(hits.items())),
-            "benchmark_ngrams": len(index["grams"]), "benchmark_entry_points": len(index["entry_points"])}
+    shards = list_shards(input_dir)
+    batches = map_folder(decontaminate_batch, input_dir, params=params, ray_min_rows=cfg.ray_min_rows,
+                         fn_kwargs={"index": index, "cfg": cfg})
+    metrics = split_and_write(batches, output_dir, on_batch=count)
+    if metrics["rows_in"] == 0 and shards:  # keep the input's columns, so an empty SFT set still reads as one
+        schema = pq.read_schema(shards[0]).append(pa.field("contaminated_by", pa.string()))
+        pq.write_table(schema.empty_table(), output_dir / "part-00000.parquet")
+        pq.write_table(schema.append(pa.field("drop_reason", pa.string())).empty_table(), output_dir / "dropped" / "part-00000.parquet")
+    return {**metrics, "hits_by_benchmark": dict(sorted(by_benchmark.items())), "hits_by_source": dict(sorted(by_source.items()))}
+
+
+def run(params, input: Path | None, output: Path, tracker) -> dict:
+    cfg: DecontaminateConfig = params.decontaminate
+    benchmarks = cfg.benchmarks or params.evaluate.benchmarks
+    index = build_index(cfg, benchmarks)
+    info = {"benchmarks": list(benchmarks), "benchmark_ngrams": len(index["grams"]),
+            "benchmark_entry_points": len(index["entry_points"]),
+            "benchmark_solution_sequences": sum(len(v) for v in index["solutions"].values())}
+    if input is not None:
+        return {**decontaminate_folder(params, index, input, output), **info}
+    missing = [f"{part} ({path})" for part, path in cfg.parts.items() if not Path(path).exists()]
+    if missing:
+        raise MissingInputError(f"decontaminate: missing input parts {', '.join(missing)}: run `cookbook sample` and "
+                                "`cookbook curate` first, or pass --input PATH")
+    parts = {}
+    with atomic_dir(output) as tmp:
+        for part, path in cfg.parts.items():
+            parts[part] = decontaminate_folder(params, index, Path(path), tmp / part)
+    totals = Counter()
+    for m in parts.values():
+        totals.update({k: m[k] for k in ("rows_in", "rows_kept", "rows_dropped", "bytes_in", "bytes_kept")})
+    return {**totals, **info,
+            "dropped_by_reason": dict(sorted(sum((Counter(m["dropped_by_reason"]) for m in parts.values()), Counter()).items())),
+            "hits_by_benchmark": dict(sorted(sum((Counter(m["hits_by_benchmark"]) for m in parts.values()), Counter()).items())),
+            "hits_by_source": {f"{part}/{k}": v for part, m in parts.items() for k, v in m["hits_by_source"].items()},
+            "parts": {part: {k: m[k] for k in ("rows_in", "rows_kept", "rows_dropped", "hits_by_benchmark")} for part, m in parts.items()}}

@@ -1,30 +1,51 @@
 """Instruction sets for SFT, as `{"instruction", "output"}` rows (single-turn, spec §8).
 
-The paper's SFT sets (RealUser-, Diverse-, Educational-, Package-Instruct...) are not available
-offline; the embedded default is the MBPP train split, which evaluation never scores:
+The `sft` stage loads its sets by name (`sft.stage1.sets`, `sft.stage2.sets`):
 
-- `mbpp-train`: MBPP task_ids 601-974 (tasks/evaluate/data/mbpp/mbpp.jsonl). Instruction = the problem
-  text and its assert tests; output = the reference code.
+- `curated:NAME`: a set built by the `curate` stage and decontaminated, read from `data/decontaminate/NAME`
+  (`curated:sft_stage1`, `curated:sft_stage2`: the embedded default).
+- `parquet:PATH`: any folder (or file) of Parquet rows with `instruction` and `output` columns.
+- `mbpp-train`: MBPP task_ids 601-974 (tasks/evaluate/data/mbpp/mbpp.jsonl), which evaluation never scores.
+  Instruction = the problem text and its assert tests; output = the reference code.
 - `jsonl:PATH`: the user's own JSONL with `instruction` and `output` fields (e.g. OpenCoder-SFT exports).
+
+The paper's own sets (RealUser-, Diverse-, Educational-, Package-Instruct...) are not available offline.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
 MBPP_PATH = Path(__file__).resolve().parents[1] / "evaluate" / "data" / "mbpp" / "mbpp.jsonl"
 MBPP_TRAIN_IDS = range(601, 975)
+CURATED_DIR = Path("data/decontaminate")
 
 
 def mbpp_instruction(text: str, tests: list[str]) -> str:
     return f"{text.strip()}\nYour code should pass these tests:\n\n" + "\n".join(t.strip() for t in tests)
 
 
-def mbpp_train(path: Path = MBPP_PATH) -> list[dict]:
+def mbpp_train_rows(path: Path = MBPP_PATH) -> list[dict]:
+    """MBPP-train as candidate rows: instruction, output and the `program` (setup, reference, tests) that
+    must pass in the sandbox for the row to be kept."""
     rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    return [{"instruction": mbpp_instruction(r["text"], r["test_list"]), "output": r["code"].replace("\r\n", "\n").strip()}
-            for r in rows if r["task_id"] in MBPP_TRAIN_IDS]
+    out = []
+    for r in rows:
+        if r["task_id"] not in MBPP_TRAIN_IDS:
+            continue
+        code = r["code"].replace("\r\n", "\n").strip()
+        program = "\n".join([r.get("test_setup_code") or "", code, "", *r["test_list"]])
+        out.append({"id": hashlib.sha256(f"mbpp-train/{r['task_id']}".encode()).hexdigest()[:16],
+                    "instruction": mbpp_instruction(r["text"], r["test_list"]), "output": code,
+                    "source": "mbpp-train", "origin": f"mbpp/{r['task_id']}", "validation": None, "program": program,
+                    "drop_reason": None})
+    return out
+
+
+def mbpp_train(path: Path = MBPP_PATH) -> list[dict]:
+    return [{"instruction": r["instruction"], "output": r["output"]} for r in mbpp_train_rows(path)]
 
 
 def jsonl_set(path: str) -> list[dict]:
@@ -35,6 +56,18 @@ def jsonl_set(path: str) -> list[dict]:
     return [{"instruction": r["instruction"], "output": r["output"]} for r in rows]
 
 
+def parquet_set(path: str | Path) -> list[dict]:
+    from tasks.common.shards import list_shards, read_table
+
+    if not list_shards(path):
+        raise ValueError(f"{path}: no Parquet shards (run `cookbook curate` and `cookbook decontaminate` first)")
+    table = read_table(path)
+    missing = {"instruction", "output"} - set(table.column_names)
+    if missing:
+        raise ValueError(f"{path}: no {sorted(missing)} column(s); an SFT set needs instruction and output")
+    return [{"instruction": i, "output": o} for i, o in zip(table["instruction"].to_pylist(), table["output"].to_pylist())]
+
+
 def load_sets(names: tuple[str, ...] | list[str]) -> list[dict]:
     """Concatenate the named sets, in order."""
     rows: list[dict] = []
@@ -43,6 +76,10 @@ def load_sets(names: tuple[str, ...] | list[str]) -> list[dict]:
             rows += mbpp_train()
         elif name.startswith("jsonl:"):
             rows += jsonl_set(name.removeprefix("jsonl:"))
+        elif name.startswith("parquet:"):
+            rows += parquet_set(name.removeprefix("parquet:"))
+        elif name.startswith("curated:"):
+            rows += parquet_set(CURATED_DIR / name.removeprefix("curated:"))
         else:
-            raise ValueError(f"unknown SFT set '{name}' (known: mbpp-train, jsonl:PATH)")
+            raise ValueError(f"unknown SFT set '{name}' (known: curated:NAME, parquet:PATH, mbpp-train, jsonl:PATH)")
     return rows

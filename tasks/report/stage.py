@@ -18,7 +18,7 @@ from tasks.common.shards import MissingInputError
 from tasks.common.tracking import MlflowTracker, numeric_items
 from tasks.stages import ORDER
 
-DATA_STAGES = ("ingest", "recall", "clean", "dedup", "decontaminate")
+DATA_STAGES = ("ingest", "recall", "clean", "dedup", "sample", "curate", "decontaminate")
 TRAIN_STAGES = ("pretrain", "anneal", "sft")
 PAPER_SCORES = Path(__file__).resolve().parents[1] / "evaluate" / "paper_scores.yaml"
 
@@ -57,6 +57,31 @@ def data_table(metrics: dict[str, dict]) -> list[str]:
             f"{'yes' if ok else 'NO'} | {_top_reasons(m.get('dropped_by_reason', {}))} | {_mb(m.get('bytes_in'))} | "
             f"{_mb(m.get('bytes_kept'))} | {m.get('seconds', '-')} |"
         )
+    return lines
+
+
+def curation_table(metrics: dict[str, dict]) -> list[str]:
+    """What curation made and what decontamination took out of each training part."""
+    cur, dec, ann = metrics.get("curate"), metrics.get("decontaminate"), metrics.get("anneal")
+    lines = []
+    if cur:
+        lines += ["| curated | rows |", "|---|---:|",
+                  f"| algorithmic corpus files | {cur.get('algorithmic_files', '-')} |",
+                  f"| mined pairs (doctest-validated) | {cur.get('mined_pairs', '-')} ({cur.get('mined_doctest_validated', '-')}) |",
+                  f"| MBPP-train pairs (tests pass) | {cur.get('mbpp_train_pairs', '-')} |",
+                  f"| synthetic documents / teacher | {cur.get('synthetic_docs', '-')} / {(cur.get('synthetic') or {}).get('teacher')} |"]
+        lines += [f"| {name} rows (duplicates dropped) | {cur[name]['rows']} ({cur[name]['duplicates_dropped']}) |"
+                  for name in ("sft_stage1", "sft_stage2") if isinstance(cur.get(name), dict)]
+        lines.append("")
+    if dec and isinstance(dec.get("parts"), dict):
+        lines += ["| decontaminated part | rows in | kept | dropped | hits by benchmark |", "|---|---:|---:|---:|---|"]
+        lines += [f"| {part} | {m['rows_in']} | {m['rows_kept']} | {m['rows_dropped']} | "
+                  f"{', '.join(f'{b} {n}' for b, n in m['hits_by_benchmark'].items()) or '-'} |" for part, m in dec["parts"].items()]
+        lines.append("")
+    if ann and "sources_used" in ann:
+        used = ", ".join(f"{s} {w:.3f}" for s, w in ann["sources_used"].items())
+        skipped = ", ".join(f"{s} ({why})" for s, why in ann.get("sources_skipped", {}).items()) or "none"
+        lines += [f"Annealing mix (high_quality={ann.get('high_quality')}): {used}; left out: {skipped}.", ""]
     return lines
 
 
@@ -103,6 +128,7 @@ def score_table(evaluation: dict, paper: dict[str, dict[str, float]]) -> list[st
 def render(metrics: dict[str, dict], paper: dict, paper_size: str) -> str:
     lines = ["# OpenCoder Cookbook: lifecycle report", "",
              "## Data", "", *data_table(metrics), "",
+             "## Curation and decontamination", "", *curation_table(metrics),
              "## Tokenize and training", "", *scalar_table(metrics, ("tokenize", *TRAIN_STAGES)),
              "## Evaluation", ""]
     if "evaluate" in metrics:

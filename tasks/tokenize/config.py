@@ -22,6 +22,11 @@ class TokenizeConfig:
     """Seed of the tokenizer training sample."""
     batch_size: int = 256
     """Documents per batch handed to a Ray tokenization task."""
+    pretrain_part: str = "pretrain"
+    """Part of a decontaminate output that is the pretraining mix: it trains the tokenizer and is packed into
+    the output folder itself."""
+    anneal_parts: tuple[str, ...] = ("algorithmic", "synthetic")
+    """Parts packed, with the same tokenizer, into `<output>/<part>/` for annealing (spec §6, Table 3)."""
 
     def __post_init__(self):
         if self.vocab_size < 512:

@@ -83,9 +83,15 @@ class AnnealConfig(TrainCommon):
     init_from: str | None = None
     """Weights to start from: null = the stage input (the exported pretrain model); or another HF model
     folder; or a DeepSpeed checkpoint tag folder such as checkpoints/pretrain/step_00000080 (branches)."""
-    sources: dict[str, float] = field(default_factory=lambda: {"data/tokenize": 1.0})
-    """Tokenized (packed) folders replayed in annealing and their sampling weights (normalised). Table 3's
-    mix (84% original distribution, algorithmic corpus, synthetic data) maps to one folder per part."""
+    sources: dict[str, float] = field(default_factory=lambda: {
+        "data/tokenize": 0.8394, "data/tokenize/algorithmic": 0.1244, "data/tokenize/synthetic": 0.0362})
+    """Tokenized (packed) folders and their sampling weights (normalised). Table 3's mix: 83.94% RefineCode in its
+    original distribution (the pretraining packing, replayed), 12.44% algorithmic corpus, 3.62% synthetic (2.71
+    high-quality snippets + 0.91 code textbooks). A source with no sequences (no synthetic data without a
+    teacher) is left out and the others renormalised; the stage's metrics say so."""
+    high_quality: bool = True
+    """false: annealing without high-quality data (the ablation): only the sources tokenize marked as pretraining
+    data (meta.json `high_quality: false`) are replayed, renormalised."""
     steps: int = 23_842
     """Optimizer steps (§7: 100B annealing tokens / 4.19M tokens per step)."""
     lr_start: float = 3e-4
@@ -103,8 +109,9 @@ class AnnealConfig(TrainCommon):
 
 @dataclass(frozen=True, kw_only=True)
 class SftStageConfig:
-    sets: tuple[str, ...] = ("mbpp-train",)
-    """Instruction sets (tasks/curate/sft_sets.py): mbpp-train, or jsonl:PATH with instruction/output rows."""
+    sets: tuple[str, ...] = ("curated:sft_stage1",)
+    """Instruction sets (tasks/curate/sft_sets.py): curated:NAME (data/decontaminate/NAME), parquet:PATH,
+    mbpp-train, or jsonl:PATH with instruction/output rows."""
     max_examples: int | None = None
     """Train on a seeded sample of at most this many examples; null: all (the paper uses all)."""
     epochs: int = 1
@@ -131,5 +138,5 @@ class SftConfig(TrainCommon):
     stage1: SftStageConfig = field(default_factory=SftStageConfig)
     """§8 stage 1: 1 epoch, batch 4096, LR 2e-5, warmup 100, cosine, max_len 1216."""
     stage2: SftStageConfig = field(default_factory=lambda: SftStageConfig(
-        epochs=3, global_batch_size=512, micro_batch_size=4, lr=5e-5, warmup_steps=100, max_len=1500))
+        sets=("curated:sft_stage2",), epochs=3, global_batch_size=512, micro_batch_size=4, lr=5e-5, warmup_steps=100, max_len=1500))
     """§8 stage 2: 3 epochs, batch 512, LR 5e-5, warmup 100, cosine, max_len 1500."""

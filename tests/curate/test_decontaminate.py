@@ -1,4 +1,5 @@
-"""Decontamination: literal rows against the real benchmark index, and the stage on local Ray once."""
+"""Decontamination: literal rows and planted copies against the real benchmark index, clean code survives, and
+the stage on local Ray once (one folder) and in process over every training part."""
 
 from dataclasses import replace
 from functools import cache
@@ -11,7 +12,10 @@ from tasks.common.tracking import NullTracker
 from tasks.config import Params, TrackingConfig
 from tasks.curate.config import DecontaminateConfig
 from tasks.curate.decontaminate import build_index, decontaminate_batch, match, ngram_hashes, run
+from tasks.curate.planted import plants
 from tasks.evaluate import benchmarks
+
+from .conftest import doc, write_docs
 
 CFG = DecontaminateConfig()
 HE0 = benchmarks.get("humaneval").problems()[0]
@@ -69,17 +73,13 @@ def test_batch_function_adds_reason_and_task_columns():
     assert out["contaminated_by"].to_pylist() == [None, "HumanEval/0", None]
 
 
-def _doc(i: int, text: str) -> dict:
-    return {"id": str(i), "text": text, "repo": "r", "path": f"f{i}.py", "lang": "python", "doc_type": "code",
-            "source": "test", "stars": 1, "commit_date": "2024-01-01", "size_bytes": len(text), "sha256": str(i)}
-
-
 def test_stage_on_local_ray_conserves_rows_and_counts_hits(tmp_path):
     texts = ["def add(a, b):\n    return a + b\n"] * 5 + [HE0.prompt + HE0.reference, MBPP11.data["question"], "print('hello')"]
     src = tmp_path / "dedup"
     src.mkdir()
-    pq.write_table(pa.Table.from_pylist([_doc(i, t) for i, t in enumerate(texts)], schema=DOC_SCHEMA), src / "part-00000.parquet")
-    params = replace(Params(), tracking=TrackingConfig(enabled=False))
+    pq.write_table(pa.Table.from_pylist([{**doc(t), "id": str(i)} for i, t in enumerate(texts)], schema=DOC_SCHEMA),
+                   src / "part-00000.parquet")
+    params = replace(Params(), tracking=TrackingConfig(enabled=False), decontaminate=replace(CFG, ray_min_rows=0))
     metrics = run(params, src, tmp_path / "out", NullTracker())
     assert (metrics["rows_in"], metrics["rows_kept"], metrics["rows_dropped"]) == (8, 6, 2)
     assert metrics["hits_by_benchmark"] == {"humaneval": 1, "mbpp": 1}
@@ -87,3 +87,54 @@ def test_stage_on_local_ray_conserves_rows_and_counts_hits(tmp_path):
     assert sorted(dropped["contaminated_by"].to_pylist()) == ["HumanEval/0", "mbpp/11"]
     assert "contaminated_by" not in read_table(tmp_path / "out").column_names or \
         read_table(tmp_path / "out")["contaminated_by"].null_count == 6
+
+
+def test_every_planted_copy_is_found():
+    missed = [(p["kind"], p["task_id"]) for p in plants() if match(p["text"], index(), CFG) is None]
+    assert missed == []
+
+
+def test_a_renamed_short_solution_is_found_but_the_same_words_elsewhere_are_not():
+    assert match("def total(lst):\n    return sum(lst)\n", index(), CFG) == ("benchmark_solution", "mbpp/105")
+    assert match("values = lst\nresult = sum(lst)\n", index(), CFG) is None
+
+
+def test_clean_installed_code_survives(site_python):
+    removed = [path for path, text in site_python if match(text, index(), CFG) is not None]
+    assert len(removed) < 0.01 * len(site_python), removed
+
+
+def test_sft_rows_are_checked_on_instruction_and_output():
+    batch = pa.table({"instruction": ["Write a function.", HE0.prompt], "output": ["def f():\n    return 1", "pass"],
+                      "source": ["mined", "mined"]})
+    out = decontaminate_batch(batch, index=index(), cfg=CFG)
+    assert out["contaminated_by"].to_pylist() == [None, "HumanEval/0"]
+
+
+def test_stage_over_parts_keeps_sft_columns_and_reports_hits_per_part_and_source(tmp_path, params_for):
+    write_docs(tmp_path / "sample", [doc("def add(a, b):\n    return a + b\n"), doc(HE0.prompt + HE0.reference)])
+    write_docs(tmp_path / "curate" / "algorithmic", [doc("class Solution:\n    pass\n")])
+    write_docs(tmp_path / "curate" / "synthetic", [])
+    pairs = pa.table({"id": ["a", "b"], "instruction": ["Write f.", MBPP11.data["question"]], "output": ["def f(): pass", "pass"],
+                      "source": ["mined", "mbpp-train"]})
+    for name in ("sft_stage1", "sft_stage2"):
+        (tmp_path / "curate" / name).mkdir(parents=True)
+        pq.write_table(pairs if name == "sft_stage2" else pairs.slice(0, 1), tmp_path / "curate" / name / "part-00000.parquet")
+    m = run(params_for(), None, tmp_path / "decontaminate", NullTracker())
+    assert (m["rows_in"], m["rows_kept"], m["rows_dropped"]) == (6, 4, 2)
+    assert m["parts"]["pretrain"]["hits_by_benchmark"] == {"humaneval": 1}
+    assert m["hits_by_source"] == {"pretrain/test:humaneval": 1, "sft_stage2/mbpp-train:mbpp": 1}
+    kept = read_table(tmp_path / "decontaminate" / "sft_stage2")
+    assert kept["instruction"].to_pylist() == ["Write f."]
+    assert read_table(tmp_path / "decontaminate" / "sft_stage2" / "dropped")["contaminated_by"].to_pylist() == ["mbpp/11"]
+    assert "instruction" in read_table(tmp_path / "decontaminate" / "synthetic").column_names or \
+        read_table(tmp_path / "decontaminate" / "synthetic").num_rows == 0
+
+
+def test_missing_parts_fail_naming_them(tmp_path, params_for):
+    import pytest
+
+    from tasks.common.shards import MissingInputError
+
+    with pytest.raises(MissingInputError, match="pretrain"):
+        run(params_for(), None, tmp_path / "out", NullTracker())

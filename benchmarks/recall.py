@@ -66,6 +66,18 @@ def scoring_seconds(docs: list[str], model: str, tok: str, baseline, max_chars: 
     return {"ours": min(cold), "ours_warm": min(warm), "sklearn": min(sk)}
 
 
+def family_accuracy(scores, threshold: float) -> dict[str, float]:
+    """Share of each held-out family's documents on the right side of `threshold` (families as shipped)."""
+    import gzip
+
+    with gzip.open(DEFAULT_HELDOUT, "rt", encoding="utf-8") as f:
+        rows = [json.loads(line) for line in f]
+    hits: dict[str, list[bool]] = {}
+    for row, score in zip(rows, scores):
+        hits.setdefault(row["family"], []).append((score >= threshold) == bool(row["label"]))
+    return {family: round(sum(h) / len(h), 3) for family, h in sorted(hits.items())}
+
+
 def main() -> None:
     cfg = RecallConfig()
     pages, _ = usable_pages(read_web(DEFAULT_WEB))
@@ -88,6 +100,8 @@ def main() -> None:
         docs = heldout["text"].to_pylist() + pages.texts
         labels = heldout["label"].to_pylist()
 
+        per_family = family_accuracy(score_texts(heldout["text"].to_pylist(), model, tok, cfg.max_seed_chars),
+                                     cfg.threshold) if cfg.heldout_path is None else {}
         baseline = make_pipeline(TfidfVectorizer(sublinear_tf=True, min_df=1), LogisticRegression(max_iter=1000))
         baseline.fit([normalize(t, cfg.max_seed_chars) for t in seeds["text"].to_pylist()], seeds["label"].to_pylist())
         sk_heldout = baseline.predict_proba([normalize(t, cfg.max_seed_chars) for t in heldout["text"].to_pylist()])[:, 1]
@@ -105,6 +119,9 @@ def main() -> None:
         "heldout_docs": heldout.num_rows,
         "recall_per_round_pages": [r.metrics["num_recalled"] for r in results],
         "heldout_recall_per_round": [round(r.metrics["heldout"]["recall"], 4) for r in results],
+        "heldout_precision_per_round": [round(r.metrics["heldout"]["precision"], 4) for r in results],
+        "heldout_f1_per_round": [round(r.metrics["heldout"]["f1"], 4) for r in results],
+        "heldout_accuracy_by_family": per_family,
         "sklearn_f1": round(sk_f1, 4),
         "loop_s": round(loop_s, 2),
         "docs_per_s_per_core": round(len(docs) / ours_s, 1),

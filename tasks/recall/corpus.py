@@ -9,11 +9,19 @@ dev.to), plus Q&A pages wrapping real function source from the standard library,
 programming questions with no code lines (stackoverflow.com/questions). Non-code pages are prose
 generated from templates with topic word banks (cooking, gardening, travel, sport, health, history,
 finance, local news) on made-up domains, stackoverflow.com user profiles (non-code pages inside a
-code domain, for the exclude patterns) and medium.com, a mixed domain. The held-out set uses the
-other half of the distributions, other standard-library modules and another random stream, so no
-page text is shared with the web corpus; it is still drawn from the same families, so its F1 is an
-optimistic estimate of real-web quality. The generator's output depends on what is installed, which
-is why the files are shipped rather than rebuilt at run time.
+code domain, for the exclude patterns) and medium.com, a mixed domain.
+
+Both files also hold real text of this machine (`tasks.recall.real_text`): code-related Python
+language reference, standard-library docstrings (prose about an API), manual pages and release
+notes; not code-related licence texts (legal prose full of "software" and "source code"); and, as
+hard negatives, generated prose whose words are programming homonyms (python the snake, a string
+quartet, a class at school). The held-out set uses the other half of every source (other
+distributions, standard-library modules, reference topics, man pages, NEWS files and licences, and
+another random stream), so no page text is shared with the web corpus. The man pages live on
+domains (manpages.debian.org, linux.die.net) that no default include pattern annotates, so the loop
+recalls them only through the classifier: the held-out F1 shows what URL annotation adds. The
+generator's output depends on what is installed, which is why the files are shipped rather than
+rebuilt at run time.
 """
 
 from __future__ import annotations
@@ -28,6 +36,8 @@ import re
 import sys
 import warnings
 from pathlib import Path
+
+from tasks.recall import real_text
 
 DATA = Path(__file__).parent / "data"
 WEB_PAGES = DATA / "web_pages.jsonl.gz"
@@ -83,6 +93,44 @@ TOPICS: dict[str, dict[str, list[str]]] = {
         "adjs": "local new annual heavy temporary controversial busy popular delayed public".split(),
     },
 }
+
+HOMONYMS: dict[str, dict[str, list[str]]] = {
+    "wildlife": {
+        "nouns": "python cobra viper mouse spider web bug beetle shell turtle crab swan crane heron moth "
+                 "worm nest burrow branch root tree".split(),
+        "verbs": "hatch crawl hunt nest shed molt burrow climb migrate feed".split(),
+        "adjs": "venomous shy nocturnal tiny striped rare native invasive sleepy curious".split(),
+    },
+    "island": {
+        "nouns": "java sumatra bali coffee ruby pearl jade emerald harbour volcano plantation beans market "
+                 "ferry temple gem shell".split(),
+        "verbs": "roast brew grind sail trade polish dive explore harvest visit".split(),
+        "adjs": "volcanic tropical dark aromatic precious green humid ancient busy sunny".split(),
+    },
+    "music": {
+        "nouns": "string quartet key scale note bar chord score rest composer orchestra bow loop track "
+                 "record album tempo".split(),
+        "verbs": "compose rehearse tune perform record conduct arrange practise improvise repeat".split(),
+        "adjs": "minor major slow lively haunting solo acoustic classical loud gentle".split(),
+    },
+    "school": {
+        "nouns": "class library lesson test exam assignment homework teacher module grade report book "
+                 "term timetable project".split(),
+        "verbs": "study revise teach borrow submit mark pass fail attend read".split(),
+        "adjs": "difficult weekly final quiet crowded new strict patient summer optional".split(),
+    },
+    "crafts": {
+        "nouns": "thread needle loop pattern stitch yarn cotton wool knot frame quilt button pin token "
+                 "cookie jar".split(),
+        "verbs": "knit sew weave tie bake stitch fold trim dye wrap".split(),
+        "adjs": "woollen soft colourful handmade tight loose simple intricate warm tidy".split(),
+    },
+}
+"""Prose whose words are programming homonyms (python the snake, java the island, a string quartet):
+hard negatives for a classifier that keys on vocabulary."""
+
+HOMONYM_DOMAINS = {"wildlife": "wildlife-journal.org", "island": "islandcoffee.net", "music": "musicschoolnews.com",
+                   "school": "parentsandschools.net", "crafts": "knittingcircle.org"}
 
 PROSE_DOMAINS = {
     "cooking": "recipesathome.net", "gardening": "gardenweekly.com", "travel": "travelnotes.org",
@@ -152,8 +200,8 @@ def _slug(text: str) -> str:
 
 
 def prose_page(rng: random.Random, topic: str) -> tuple[str, str]:
-    """(title, text) of a generated prose page on `topic`."""
-    bank = TOPICS[topic]
+    """(title, text) of a generated prose page on `topic` (a TOPICS or HOMONYMS key)."""
+    bank = TOPICS[topic] if topic in TOPICS else HOMONYMS[topic]
 
     def fill(template: str) -> str:
         adj = rng.choice(bank["adjs"])
@@ -275,6 +323,39 @@ def build_pages(rng: random.Random, dists: list[md.Distribution], modules: list[
     return pages
 
 
+def real_pages(rng: random.Random, part: int, modules: list[str], scale: int) -> list[dict]:
+    """Labelled pages of real text (`tasks.recall.real_text`, half `part`), `scale` pages per family at most,
+    plus homonym prose (generated) as hard negatives."""
+    families = [
+        ("python_reference", 1, real_text.python_reference(part),
+         lambda name, k: f"https://docs.python.org/3/reference/{_slug(name)}.html#p{k}"),
+        ("api_docstring", 1, real_text.docstrings(modules),
+         lambda name, k: rng.choice([f"https://docs.python.org/3/library/{name.split('.')[0]}.html#{name}",
+                                     f"https://devdocs.io/python~3.11/library/{name.split('.')[0]}#{name}"])),
+        ("man_page", 1, real_text.man_pages(part, limit=scale),
+         lambda name, k: rng.choice([f"https://manpages.debian.org/bookworm/{name}.1.en.html#p{k}",
+                                     f"https://linux.die.net/man/1/{name}#p{k}"])),
+        ("release_notes", 1, real_text.release_notes(part),
+         lambda name, k: rng.choice([f"https://sources.debian.org/src/{name}/NEWS#p{k}",
+                                     f"https://github.com/{_slug(name)}/{_slug(name)}/blob/main/NEWS#p{k}"])),
+        ("licence", 0, real_text.licence_texts(part),
+         lambda name, k: rng.choice([f"https://opensource.org/license/{_slug(name)}#p{k}",
+                                     f"https://www.gnu.org/licenses/{_slug(name)}.html#p{k}",
+                                     f"https://choosealicense.com/licenses/{_slug(name)}/#p{k}"])),
+    ]
+    pages = []
+    for family, label, items, url in families:
+        for k, (name, text) in enumerate(rng.sample(items, min(scale, len(items)))):
+            pages.append({"url": url(name, k), "text": text, "label": label, "family": family})
+    for topic, domain in HOMONYM_DOMAINS.items():
+        for _ in range(scale // 4):
+            title, text = prose_page(rng, topic)
+            pages.append({"url": f"https://www.{domain}/{rng.randint(2015, 2025)}/{_slug(title)}",
+                          "text": text, "label": 0, "family": f"homonym_{topic}"})
+    rng.shuffle(pages)
+    return pages
+
+
 def stdlib_module_names() -> list[str]:
     skip = {"antigravity", "this", "idlelib", "tkinter", "turtle", "turtledemo", "test", "lib2to3"}
     return sorted(n for n in sys.stdlib_module_names if not n.startswith("_") and n not in skip)
@@ -290,7 +371,9 @@ def write_jsonl_gz(path: Path, rows: list[dict]) -> None:
 def main() -> None:
     dists, modules = installed_distributions(), stdlib_module_names()
     web = build_pages(random.Random(1), dists[0::2][:60], modules[0::2][:60], scale=240)
+    web += real_pages(random.Random(3), 0, modules[0::2], scale=80)
     heldout = build_pages(random.Random(2), dists[1::2][:25], modules[1::2][:40], scale=120)
+    heldout += real_pages(random.Random(4), 1, modules[1::2], scale=60)
     write_jsonl_gz(WEB_PAGES, web)
     write_jsonl_gz(HELDOUT, heldout)
     for name, rows in (("web", web), ("heldout", heldout)):

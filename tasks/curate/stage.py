@@ -93,7 +93,7 @@ def make_teacher(params):
 
     t = params.curate.teacher
     cfg = dataclasses.replace(params.evaluate, backend=t.backend, max_new_tokens=t.max_new_tokens, temperature=t.temperature,
-                              top_p=t.top_p, batch_size=t.batch_size, num_samples=t.samples_per_seed)
+                              top_p=t.top_p, batch_size=t.batch_size, num_samples=t.samples_per_seed, openai_model=t.model)
     return make_backend(t.model, cfg, seed=t.seed)
 
 

@@ -5,6 +5,7 @@
     cookbook evaluate --model PATH --benchmarks humaneval,mbpp --output DIR
     cookbook evaluate --samples FILE.jsonl --benchmarks humaneval
     cookbook <stage> ... --set section.key=value  # override params.yaml values
+    cookbook ablate NAME [--jobs N]               # a named ablation (ablations/NAME.yaml) as DVC experiments
 
 Errors in the configuration or missing inputs print one line naming the file or key and exit 2.
 """
@@ -16,6 +17,7 @@ import logging
 import sys
 from pathlib import Path
 
+from tasks.ablate.experiments import AblationError
 from tasks.common.config import ConfigError
 from tasks.common.shards import MissingInputError
 from tasks.stages import ORDER, STAGES
@@ -43,6 +45,13 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=lambda **kw: argparse.ArgumentParser(parents=[common], **kw))
     run = sub.add_parser("run", help="run the whole lifecycle as a Prefect flow over the DVC stages")
     run.add_argument("--force", action="store_true", help="re-run every stage even if DVC says it is up to date")
+    ablate = sub.add_parser("ablate", help="run a named ablation (ablations/NAME.yaml): each variant a DVC experiment, "
+                                           "then a comparison (reports/ablations/NAME/, MLflow run ablation:NAME)")
+    ablate.add_argument("name", nargs="?", help="ablation name (a file in ablations/)")
+    ablate.add_argument("--jobs", "-j", type=int, default=1, help="experiments run at a time (default: 1)")
+    ablate.add_argument("--allow-dirty", action="store_true",
+                        help="run although the working tree has uncommitted changes (experiments run from HEAD)")
+    ablate.add_argument("--list", action="store_true", help="list the available ablations")
     for name in ORDER:
         p = _stage_parser(sub, name)
         if name == "evaluate":
@@ -83,6 +92,20 @@ def _run_stage(args) -> int:
     return 0
 
 
+def _ablate(args) -> int:
+    from tasks.ablate.runner import run_ablation
+    from tasks.ablate.spec import available, load_ablation
+
+    project = args.params.resolve().parent
+    if args.list or not args.name:
+        for name in available(project):
+            print(f"{name}: {load_ablation(name, project).description.splitlines()[0]}")
+        return 0
+    run_ablation(args.name, project, jobs=args.jobs, overrides=list(args.overrides), allow_dirty=args.allow_dirty,
+                 on_line=print)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
@@ -93,8 +116,10 @@ def main(argv: list[str] | None = None) -> int:
 
             lifecycle(params_path=str(args.params), overrides=list(args.overrides), force=args.force)
             return 0
+        if args.command == "ablate":
+            return _ablate(args)
         return _run_stage(args)
-    except (ConfigError, MissingInputError) as err:
+    except (ConfigError, MissingInputError, AblationError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
 

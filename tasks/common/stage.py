@@ -1,8 +1,9 @@
 """What every stage execution shares: tracking, timing, metrics and the kept/dropped split.
 
 `execute` wraps a stage's `run(params, input, output, tracker) -> metrics` function: it opens the
-stage's MLflow run (params section flattened, input hashes as tags), times it, checks conservation
-(rows in = kept + dropped), writes `metrics/<stage>.json` atomically and logs the metrics.
+stage's MLflow run (the whole params tree flattened; git/DVC revision and input hashes as tags), times
+it, checks conservation (rows in = kept + dropped), writes `metrics/<stage>.json` atomically and logs
+the metrics.
 
 `split_and_write` is the tail of every filtering data stage: batches carrying a `drop_reason`
 column (null = kept) are written as kept shards and `dropped/` shards into an atomic folder, and
@@ -23,7 +24,7 @@ import pyarrow.compute as pc
 
 from tasks.common.config import flatten
 from tasks.common.shards import ShardWriter, atomic_dir, write_json
-from tasks.common.tracking import MlflowTracker, NullTracker, Tracker, input_hashes, tracking_uri
+from tasks.common.tracking import MlflowTracker, NullTracker, Tracker, input_hashes, revision_tags, tracking_uri
 
 log = logging.getLogger("cookbook")
 
@@ -84,7 +85,7 @@ def make_tracker_context(params, stage: str, inputs: list[Path]):
 
     if not params.tracking.enabled:
         return contextlib.nullcontext(NullTracker())
-    tags = {"stage": stage, **input_hashes(inputs)}
+    tags = {"stage": stage, **revision_tags(), **input_hashes(inputs)}
     return MlflowTracker.start(params.tracking.experiment, stage, uri=tracking_uri(), tags=tags)
 
 
@@ -99,11 +100,8 @@ def execute(
 ) -> dict[str, Any]:
     """Run one stage under tracking; write and return its metrics."""
     inputs = [p for p in [input_path, *extra_inputs] if p is not None]
-    section = getattr(params, stage, None)
     with make_tracker_context(params, stage, inputs) as tracker:
-        if section is not None:
-            tracker.log_params(flatten(section, stage))
-        tracker.log_params(flatten(params.compute, "compute"))
+        tracker.log_params(flatten(params))  # the whole tree: the same keys in every stage run and variant
         started = time.monotonic()
         metrics = run(params, input_path, output_path, tracker)
         metrics = {"stage": stage, **metrics, "seconds": round(time.monotonic() - started, 3)}

@@ -1,10 +1,12 @@
 """Experiment tracking behind a small interface, so library code never branches on it.
 
-`MlflowTracker` records a stage execution as one MLflow run: the stage's params section (flattened),
-the hashes of its inputs as tags (DVC's own hashes from `dvc.lock` where it has them), its metrics
-and its report files. `NullTracker` has the same methods and does nothing (tests, non-zero ranks,
-`tracking.enabled: false`). The default store is a SQLite file under the project; the
-`MLFLOW_TRACKING_URI` environment variable points the same code at a server.
+`MlflowTracker` records a stage execution as one MLflow run: the whole params tree (flattened, so every
+run has the same parameter keys and the MLflow UI lines runs and ablation variants up side by side), its
+lineage as tags (git commit, DVC experiment and baseline, and the hashes of its inputs: DVC's own
+from `dvc.lock` where it has them), its metrics and its report files. `NullTracker` has the same methods and does nothing (tests, non-zero ranks,
+`tracking.enabled: false`). The default store is a SQLite file under the project (the user's project
+also for stages DVC runs in a temporary experiment folder); the `MLFLOW_TRACKING_URI` environment
+variable points the same code at a server.
 
 A training worker that runs in another process re-attaches to its stage's run with
 `MlflowTracker.attach(uri, run_id)`.
@@ -27,9 +29,54 @@ MLFLOW_DB = "mlflow.db"
 MAX_PARAM_LEN = 6000
 
 
+def project_root(project_dir: str | Path = ".") -> Path:
+    """The project folder whose store a run belongs to.
+
+    DVC sets `DVC_ROOT` for every stage it runs; for a queued or temporary experiment (`dvc exp run`)
+    it is the user's repository, not the temporary copy under `.dvc/tmp/exps/` the stage runs in, so the
+    runs of experiments land in the same store as everything else.
+    """
+    return Path(os.environ.get("DVC_ROOT") or project_dir).resolve()
+
+
 def tracking_uri(project_dir: str | Path = ".") -> str:
     """`MLFLOW_TRACKING_URI` if set, else a SQLite file in the project folder."""
-    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path(project_dir).resolve() / MLFLOW_DB}"
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{project_root(project_dir) / MLFLOW_DB}"
+
+
+def artifact_location(uri: str) -> str | None:
+    """Where a new experiment keeps artifacts: `mlruns/` next to a SQLite store (an absolute path, so a run
+    started in a temporary experiment folder does not write there); a server decides for itself."""
+    if uri.startswith("sqlite:///"):
+        return (Path(uri.removeprefix("sqlite:///")).parent / "mlruns").resolve().as_uri()
+    return None
+
+
+def _git(args: list[str], cwd: Path) -> str | None:
+    import subprocess
+
+    try:
+        proc = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return proc.stdout.strip() if proc.returncode == 0 else None
+
+
+def revision_tags(project_dir: str | Path = ".") -> dict[str, str]:
+    """Lineage of a run: the git commit it ran from (and whether the tree had changes), the DVC
+    experiment it belongs to and that experiment's baseline commit (set by `dvc exp run`)."""
+    cwd = Path(project_dir).resolve()
+    tags: dict[str, str] = {}
+    commit = _git(["rev-parse", "HEAD"], cwd)
+    if commit:
+        tags["mlflow.source.git.commit"] = commit
+        tags["git.commit"] = commit
+        tags["git.dirty"] = str(bool(_git(["status", "--porcelain", "--untracked-files=no"], cwd)))
+    for env, tag in (("DVC_EXP_NAME", "dvc.exp_name"), ("DVC_EXP_BASELINE_REV", "dvc.exp_baseline_rev"),
+                     ("DVC_STAGE", "dvc.stage")):
+        if os.environ.get(env):
+            tags[tag] = os.environ[env]
+    return tags
 
 
 class NullTracker:
@@ -40,6 +87,7 @@ class NullTracker:
 
     def log_params(self, params: Mapping[str, Any]) -> None: ...
     def log_metrics(self, metrics: Mapping[str, Any], step: int | None = None) -> None: ...
+    def log_series(self, key: str, points: list[tuple[int, float]]) -> None: ...
     def set_tags(self, tags: Mapping[str, Any]) -> None: ...
     def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None: ...
     def log_dict(self, obj: Any, name: str) -> None: ...
@@ -70,6 +118,19 @@ def _clean_key(key: str) -> str:
     return "".join(c if c.isalnum() or c in "_-./ " else "_" for c in key)[:250]
 
 
+def experiment_id(client, name: str, uri: str) -> str:
+    """The id of MLflow experiment `name`, created (with its artifact location) when missing."""
+    from mlflow.exceptions import MlflowException
+
+    exp = client.get_experiment_by_name(name)
+    if exp:
+        return exp.experiment_id
+    try:
+        return client.create_experiment(name, artifact_location=artifact_location(uri))
+    except MlflowException:  # created meanwhile by a concurrent run (parallel experiments)
+        return client.get_experiment_by_name(name).experiment_id
+
+
 class MlflowTracker:
     """Logs to one MLflow run through `MlflowClient` (no global active-run state)."""
 
@@ -93,8 +154,7 @@ class MlflowTracker:
 
         uri = uri or tracking_uri()
         client = MlflowClient(tracking_uri=uri)
-        exp = client.get_experiment_by_name(experiment)
-        exp_id = exp.experiment_id if exp else client.create_experiment(experiment)
+        exp_id = experiment_id(client, experiment, uri)
         all_tags = {k: str(v) for k, v in (tags or {}).items()}
         if parent_run_id:
             all_tags["mlflow.parentRunId"] = parent_run_id
@@ -121,6 +181,17 @@ class MlflowTracker:
 
         now = int(time.time() * 1000)
         items = [Metric(_clean_key(k), v, now, step or 0) for k, v in numeric_items(metrics).items()]
+        for i in range(0, len(items), 500):
+            self.client.log_batch(self.run_id, metrics=items[i : i + 500])
+
+    def log_series(self, key: str, points: list[tuple[int, float]]) -> None:
+        """One metric at many steps (a loss curve), in batches."""
+        import time
+
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        items = [Metric(_clean_key(key), float(v), now, int(step)) for step, v in points if math.isfinite(v)]
         for i in range(0, len(items), 500):
             self.client.log_batch(self.run_id, metrics=items[i : i + 500])
 

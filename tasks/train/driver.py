@@ -3,7 +3,8 @@ launch it on Ray Train, and turn the workers' summaries into the stage's metrics
 
 The output folder is written atomically: the last phase exports into a temporary folder that
 replaces the output only when training finished (a run ended by `stop_after_steps` leaves the previous
-output, and its checkpoints, in place).
+output, and its checkpoints, in place). A finished model is then logged to the stage's MLflow run as a
+model with its tokenizer.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from tasks.common.shards import atomic_dir
 from tasks.stages import STAGES
 from tasks.train import checkpoint as ckpt
 from tasks.train.config import TrainCommon
+from tasks.train.export import log_model
 from tasks.train.flops import default_threads
 from tasks.train.job import Engine, Phase, TrainJob
 
@@ -58,7 +60,8 @@ def train(job_for_export, cfg: TrainCommon, params, output: Path, checkpoint_roo
             if any(s["stopped"] for s in summaries) or len(summaries) < len(job.phases):
                 raise _Stopped
     except _Stopped:
-        summaries = read_summaries(job)
+        return read_summaries(job)
+    log_model(output, job.tracker_uri, job.tracker_run_id)
     return summaries
 
 

@@ -2,7 +2,8 @@
 
 The folder holds the LlamaForCausalLM weights (safetensors) and config, the tokenizer with the
 OpenCoder chat template, a generation config (chat models also stop at <|im_end|>) and
-`cookbook.json` (stage, phase, steps, tokenizer hash, preset) that later stages check.
+`cookbook.json` (stage, phase, steps, tokenizer hash, preset) that later stages check. `log_model`
+then logs the folder as an MLflow model (weights and tokenizer) of the stage's run.
 """
 
 from __future__ import annotations
@@ -31,6 +32,32 @@ def export_hf(engine, folder: Path, tokenizer_dir: str, *, zero_stage: int, chat
     GenerationConfig(bos_token_id=tokenizer.bos_token_id, eos_token_id=eos, pad_token_id=tokenizer.pad_token_id,
                      do_sample=False).save_pretrained(str(folder))
     (folder / EXPORT_META).write_text(json.dumps(meta, indent=2, sort_keys=True))
+
+
+def log_model(folder: Path, tracker_uri: str | None, run_id: str | None, name: str = "model") -> str | None:
+    """Log an exported folder as an MLflow `transformers` model (weights and tokenizer) of the stage's run.
+
+    The model appears under the run's logged models in the MLflow UI and loads back with
+    `mlflow.transformers.load_model(uri)`. Returns the model URI (None without a tracked run).
+    """
+    if not (tracker_uri and run_id):
+        return None
+    import mlflow
+    import torch
+    import transformers
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    components = {"model": AutoModelForCausalLM.from_pretrained(str(folder)),
+                  "tokenizer": AutoTokenizer.from_pretrained(str(folder))}
+    mlflow.set_tracking_uri(tracker_uri)
+    with mlflow.start_run(run_id=run_id):  # re-opens the stage's run; the stage closes it with its final status
+        info = mlflow.transformers.log_model(
+            components, name=name, task="text-generation",
+            # pinned here: MLflow would otherwise infer requirements in a subprocess (slow)
+            pip_requirements=[f"torch=={torch.__version__.split('+')[0]}", f"transformers=={transformers.__version__}"],
+            metadata=read_meta(folder),
+        )
+    return info.model_uri
 
 
 def read_meta(folder: str | Path) -> dict:

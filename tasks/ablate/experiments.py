@@ -1,0 +1,221 @@
+"""The DVC side of an ablation: queue one experiment per variant, run the queue, read the results back.
+
+Everything goes through the `dvc` command line (the interface users type too):
+
+    dvc exp remove <ablation>-<variant> ...      # a re-run replaces the ablation's previous experiments
+    dvc exp run --queue -n <ablation>-<variant> -S key=value ...
+    dvc exp run --run-all --jobs N               # runs the queue in temporary copies, N at a time
+    dvc exp show --json                          # params, metrics and output hashes of every experiment
+
+A queued experiment runs the committed code and `dvc.lock` of HEAD plus the variant's params, in a copy
+under `.dvc/tmp/exps/`; DVC restores every stage whose code, params and inputs it has seen before from
+its run-cache, so a variant recomputes only what it changes. The stages run with this project's tracking
+store (`MLFLOW_TRACKING_URI`) and with `PYTHONPATH=.`, so each copy runs its own committed code.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tasks.ablate.spec import Ablation, dvc_set_args
+from tasks.common.tracking import tracking_uri
+
+LOG_TAIL_LINES = 60
+
+
+class AblationError(RuntimeError):
+    """An ablation could not run, or some of its variants failed (the message says which and why)."""
+
+
+@dataclass
+class VariantResult:
+    variant: str
+    experiment: str
+    rev: str | None = None
+    """Commit of the DVC experiment (None when it failed)."""
+    params: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, dict] = field(default_factory=dict)
+    """{stage: metrics/<stage>.json} of the experiment."""
+    losses: dict[str, list[tuple[int, float]]] = field(default_factory=dict)
+    """{training stage: [(step, loss)]} from plots/<stage>.csv."""
+    outputs: dict[str, str] = field(default_factory=dict)
+    """{output path: DVC hash} from the experiment's dvc.lock (the data lineage of its scores)."""
+    error: str | None = None
+
+
+def venv_bin() -> Path:
+    return Path(sys.executable).parent
+
+
+def dvc_executable() -> str:
+    local = venv_bin() / "dvc"
+    return str(local) if local.exists() else "dvc"
+
+
+def experiment_env(project_dir: str | Path, base: dict[str, str] | None = None) -> dict[str, str]:
+    """Environment of the DVC commands and of the stages they run in temporary copies."""
+    env = dict(os.environ if base is None else base)
+    env["PATH"] = f"{venv_bin()}{os.pathsep}{env.get('PATH', '')}"
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (".", env.get("PYTHONPATH", "")) if p)
+    env["MLFLOW_TRACKING_URI"] = env.get("MLFLOW_TRACKING_URI") or tracking_uri(project_dir)
+    env.setdefault("DVC_NO_ANALYTICS", "1")
+    return env
+
+
+def run_cmd(args: list[str], cwd: str | Path, env: dict[str, str], *, check: bool = True,
+            timeout: float | None = None) -> subprocess.CompletedProcess:
+    proc = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    if check and proc.returncode != 0:
+        tail = "\n".join((proc.stdout + proc.stderr).splitlines()[-LOG_TAIL_LINES:])
+        raise AblationError(f"`{' '.join(args)}` failed (exit {proc.returncode}):\n{tail}")
+    return proc
+
+
+def git_dirty(project_dir: str | Path) -> list[str]:
+    """`git status --porcelain` lines: changes a queued experiment would not run as committed."""
+    proc = subprocess.run(["git", "status", "--porcelain"], cwd=project_dir, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise AblationError(f"{project_dir} is not a git repository: DVC experiments need one (git init, git commit)")
+    return [line for line in proc.stdout.splitlines() if line.strip()]
+
+
+def require_committed(project_dir: str | Path) -> None:
+    dirty = git_dirty(project_dir)
+    if dirty:
+        shown = "\n  ".join(dirty[:20]) + ("\n  ..." if len(dirty) > 20 else "")
+        raise AblationError(
+            "the working tree has uncommitted changes, and DVC experiments run from a git commit (untracked files "
+            f"are left out, so the variants would not run what you see):\n  {shown}\n"
+            "Commit them first (git add ... && git commit), or pass --allow-dirty to run HEAD plus tracked changes.")
+
+
+def head_rev(project_dir: str | Path) -> str:
+    proc = subprocess.run(["git", "rev-parse", "HEAD"], cwd=project_dir, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise AblationError(f"{project_dir}: no commit yet; DVC experiments run from a git commit (git commit first)")
+    return proc.stdout.strip()
+
+
+def show_experiments(project_dir: str | Path, env: dict[str, str]) -> list[dict]:
+    """`dvc exp show --json` of the current baseline: one entry per experiment with its name and revs."""
+    out = run_cmd([dvc_executable(), "exp", "show", "--json"], project_dir, env).stdout
+    entries = json.loads(out or "[]")
+    baseline = head_rev(project_dir)
+    found = []
+    for entry in entries:
+        if entry.get("rev") == baseline:
+            found += entry.get("experiments") or []
+    return found
+
+
+def experiment_revs(experiments: list[dict]) -> dict[str, dict]:
+    """{experiment name: its newest finished rev entry} (queued, running or failed ones have no data)."""
+    out = {}
+    for exp in experiments:
+        for rev in exp.get("revs") or []:
+            name = rev.get("name") or exp.get("name")
+            if name and rev.get("data") and not rev.get("error"):
+                out.setdefault(name, rev)
+    return out
+
+
+def remove_previous(names: list[str], project_dir: str | Path, env: dict[str, str]) -> None:
+    """Drop earlier experiments and queue entries with these names (their cached outputs stay)."""
+    existing = {rev.get("name") for exp in show_experiments(project_dir, env) for rev in exp.get("revs") or []}
+    finished = [n for n in names if n in existing]
+    if finished:
+        run_cmd([dvc_executable(), "exp", "remove", *finished], project_dir, env, check=False)
+    run_cmd([dvc_executable(), "queue", "remove", *names], project_dir, env, check=False)
+
+
+def queue_variants(ablation: Ablation, project_dir: str | Path, env: dict[str, str]) -> None:
+    for variant, overrides in ablation.variants.items():
+        args = [dvc_executable(), "exp", "run", "--queue", "-n", ablation.experiment_name(variant),
+                *dvc_set_args(overrides), *ablation.stages]
+        run_cmd(args, project_dir, env)
+
+
+def run_queue(project_dir: str | Path, env: dict[str, str], jobs: int, log: Callable[[str], None]) -> None:
+    """`dvc exp run --run-all --jobs N`, its output streamed line by line to `log`."""
+    args = [dvc_executable(), "exp", "run", "--run-all", "--jobs", str(jobs)]
+    log("running " + " ".join(args))
+    proc = subprocess.Popen(args, cwd=project_dir, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        log(line.rstrip())
+    if proc.wait() != 0:
+        raise AblationError(f"`{' '.join(args)}` failed (exit {proc.returncode}); see the log above")
+
+
+def failure_log(name: str, project_dir: str | Path, env: dict[str, str]) -> str:
+    proc = run_cmd([dvc_executable(), "queue", "logs", name], project_dir, env, check=False)
+    lines = (proc.stdout + proc.stderr).splitlines()
+    return "\n".join(lines[-LOG_TAIL_LINES:]) or "(no log)"
+
+
+def _git_show(project_dir: str | Path, rev: str, path: str) -> str | None:
+    proc = subprocess.run(["git", "show", f"{rev}:{path}"], cwd=project_dir, capture_output=True, text=True)
+    return proc.stdout if proc.returncode == 0 else None
+
+
+def _git_ls(project_dir: str | Path, rev: str, folder: str) -> list[str]:
+    proc = subprocess.run(["git", "ls-tree", "--name-only", rev, f"{folder}/"], cwd=project_dir,
+                          capture_output=True, text=True)
+    return proc.stdout.split() if proc.returncode == 0 else []
+
+
+def parse_loss_csv(text: str) -> list[tuple[int, float]]:
+    """(step, loss) pairs of a training stage's plots/<stage>.csv."""
+    rows = []
+    for row in csv.DictReader(io.StringIO(text)):
+        try:
+            rows.append((int(float(row["step"])), float(row["loss"])))
+        except (KeyError, TypeError, ValueError):
+            continue
+    return rows
+
+
+def stage_metrics(data: dict) -> dict[str, dict]:
+    """{stage: metrics} from one `dvc exp show --json` rev entry (`metrics/<stage>.json` files)."""
+    out = {}
+    for path, entry in (data.get("metrics") or {}).items():
+        p = Path(path)
+        if p.parent.name == "metrics" and p.suffix == ".json" and isinstance(entry.get("data"), dict):
+            out[p.stem] = entry["data"]
+    return out
+
+
+def read_variant(variant: str, name: str, rev_entry: dict, project_dir: str | Path) -> VariantResult:
+    data = rev_entry["data"]
+    rev = rev_entry["rev"]
+    params = ((data.get("params") or {}).get("params.yaml") or {}).get("data") or {}
+    outputs = {path: o.get("hash") for path, o in (data.get("outs") or {}).items() if o.get("hash")}
+    losses = {}
+    for path in _git_ls(project_dir, rev, "plots"):
+        if path.endswith(".csv"):
+            text = _git_show(project_dir, rev, path)
+            if text:
+                losses[Path(path).stem] = parse_loss_csv(text)
+    return VariantResult(variant, name, rev, params, stage_metrics(data), losses, outputs)
+
+
+def collect(ablation: Ablation, project_dir: str | Path, env: dict[str, str]) -> dict[str, VariantResult]:
+    """Every variant's results, or its error (the tail of its experiment log) when it did not finish."""
+    revs = experiment_revs(show_experiments(project_dir, env))
+    results = {}
+    for variant in ablation.variants:
+        name = ablation.experiment_name(variant)
+        if name in revs:
+            results[variant] = read_variant(variant, name, revs[name], project_dir)
+        else:
+            results[variant] = VariantResult(variant, name, error=failure_log(name, project_dir, env))
+    return results

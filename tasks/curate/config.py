@@ -105,6 +105,10 @@ class CurateConfig:
     """Sandbox limit per doctest program (imports of the file included)."""
     doctest_memory_mb: int = 1024
     """Sandbox address-space limit per doctest program."""
+    mined_snippets: bool = True
+    """Teacher-free high-quality snippets: doctest-validated mined functions (a self-contained function and the
+    tests it passed, the paper's definition of a high-quality snippet, but written by people) join the synthetic
+    annealing part as `source: mined-snippet`, so annealing has high-quality data without a teacher."""
     mbpp_train: bool = True
     """Add MBPP's train split (task_ids 601-974), kept only where its reference passes its tests."""
     teacher: TeacherConfig = field(default_factory=TeacherConfig)

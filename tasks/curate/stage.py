@@ -16,7 +16,7 @@ Steps:
 5. SFT sets stage 1 and stage 2 from the instruction pools by mix and size, exact-deduplicated (`sets.py`).
 
 Output (atomic): `algorithmic/` (document rows + `keyword`), `synthetic/` (document rows: kept snippets and
-textbook sections), `instructions/` (every validated pair, with `source` and `validation`), `sft_stage1/`,
+textbook sections, and with `mined_snippets` the doctest-validated mined functions, `source: mined-snippet`), `instructions/` (every validated pair, with `source` and `validation`), `sft_stage1/`,
 `sft_stage2/` (each with `dropped/` for in-set duplicates), and `dropped/` (rejected candidates with
 `drop_reason` and `detail`). Counts: rows_in = candidates (mined docstring functions + MBPP-train rows +
 finished synthetic samples) = rows_kept (validated pairs + kept synthetic documents) + rows_dropped;
@@ -115,6 +115,16 @@ def synthetic_doc(row: dict) -> dict:
             "prompt_version": row["prompt_version"], "teacher": row["teacher"], "gen_seed": row["gen_seed"], "seed_id": row["seed_id"]}
 
 
+def mined_snippet(row: dict) -> dict:
+    """A doctest-validated mined function as an annealing document (the function with its passing doctests)."""
+    repo, _, path = row["origin"].partition("/")
+    data = row["output"].encode("utf-8", "surrogateescape")
+    return {"id": row["id"], "text": row["output"], "repo": repo, "path": path, "lang": "python", "doc_type": "code",
+            "source": "mined-snippet", "stars": 0, "commit_date": "", "size_bytes": len(data),
+            "sha256": hashlib.sha256(data).hexdigest(), "kind": "snippet", "prompt_version": None, "teacher": None,
+            "gen_seed": None, "seed_id": None}
+
+
 def synthesize(params, seeds: list[Seed], backend, tracker) -> dict:
     """Generate every configured kind; rows split into annealing documents, educational pairs and rejects."""
     cfg = params.curate.teacher
@@ -202,6 +212,8 @@ def curate(params, input: Path, output: Path, tracker, teacher_backend=None) -> 
             pools["educational"] = synthetic["pairs"]
             rejected += synthetic["rejected"]
         algo.pop("seeds", None)
+        if cfg.mined_snippets:
+            synthetic["docs"] += [mined_snippet(r) for r in pools["mined"] if r["validation"] == "doctest"]
         sets = {name: build_set(pools, getattr(cfg, name), cfg.seed) for name in ("sft_stage1", "sft_stage2")}
         _write(tmp / "synthetic", synthetic["docs"], SYNTHETIC_SCHEMA)
         _write(tmp / "instructions", [r for pool in pools.values() for r in pool], PAIR_SCHEMA)
@@ -216,7 +228,8 @@ def curate(params, input: Path, output: Path, tracker, teacher_backend=None) -> 
         "dropped_by_reason": dict(sorted(Counter(r["drop_reason"] for r in rejected).items())),
         "files_scanned": count_rows(input), **algo, **counts,
         "validated_pairs": sum(len(p) for p in pools.values()), "pools": {k: len(v) for k, v in pools.items()},
-        "synthetic_docs": len(synthetic["docs"]), "synthetic": synthetic["counts"],
+        "synthetic_docs": len(synthetic["docs"]), "mined_snippet_docs": sum(d["source"] == "mined-snippet" for d in synthetic["docs"]),
+        "synthetic": synthetic["counts"],
         **{name: built["counts"] for name, built in sets.items()},
     }
 

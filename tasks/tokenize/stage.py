@@ -85,9 +85,9 @@ def input_parts(input: Path, cfg: TokenizeConfig) -> tuple[Path, dict[str, Path]
 def pack_folder(params, docs: Path, folder: Path, tokenizer_dir: Path, meta: dict) -> dict:
     """Tokenize and pack one folder of documents into `folder` (tokens.bin + meta.json); return its counts."""
     cfg: TokenizeConfig = params.tokenize
-    tables = map_batches(encode_batch, docs, fn_kwargs={"tokenizer_dir": str(tokenizer_dir.resolve())},
-                         num_workers=params.compute.num_workers, batch_size=cfg.batch_size,
-                         ray_address=params.compute.ray_address, columns=["text"])
+    tables = [] if count_rows(docs) == 0 else map_batches(  # an empty part costs no Ray dataset
+        encode_batch, docs, fn_kwargs={"tokenizer_dir": str(tokenizer_dir.resolve())}, num_workers=params.compute.num_workers,
+        batch_size=cfg.batch_size, ray_address=params.compute.ray_address, columns=["text"])
     folder.mkdir(parents=True, exist_ok=True)
     counts = pack_to_file(tables, folder / TOKENS_FILE, np.dtype(meta["dtype"]), cfg.seq_len)
     write_json(folder / META_FILE, {**meta, **counts})

@@ -83,7 +83,8 @@ def test_curate_decontaminate_and_load_sets(tmp_path, params_for):
     assert m["algorithmic_files"] == 1 and m["algorithmic_by_keyword"] == {"class solution": 1}
     # slugify (doctest), has_close_elements (the leak, doctest), clamp twice; wrong_total fails its doctest
     assert m["mined_pairs"] == 4 and m["mined_doctest_validated"] == 2 and m["dropped_by_reason"]["doctest_failed"] == 1
-    assert m["mbpp_train_pairs"] >= 370 and m["synthetic"]["snippet"]["kept"] == 2 and m["synthetic_docs"] == 4
+    assert m["mbpp_train_pairs"] >= 370 and m["synthetic"]["snippet"]["kept"] == 2
+    assert m["synthetic_docs"] == 6 and m["mined_snippet_docs"] == 2  # 2 seeds x (snippet, textbook) + 2 doctested functions
     assert m["sft_stage1"]["duplicates_dropped"] == 1 and m["sft_stage1"]["rows"] == 3
     assert m["sft_stage2"]["by_source"]["educational"] == 1  # two seeds, one identical sample: deduplicated
     stage1 = read_table(tmp_path / "curate" / "sft_stage1")
@@ -97,6 +98,7 @@ def test_curate_decontaminate_and_load_sets(tmp_path, params_for):
 
     d = decontaminate.run(params, None, tmp_path / "decontaminate", NullTracker())
     assert d["parts"]["pretrain"]["rows_dropped"] == 1 and d["hits_by_benchmark"]["humaneval"] >= 1
-    assert d["parts"]["algorithmic"]["rows_kept"] == 1 and d["parts"]["synthetic"]["rows_in"] == 4
+    assert d["parts"]["algorithmic"]["rows_kept"] == 1 and d["parts"]["synthetic"]["rows_in"] == 6
+    assert d["parts"]["synthetic"]["rows_dropped"] == 1  # the leaked has_close_elements, also a mined snippet
     sets = load_sets([f"parquet:{tmp_path / 'decontaminate' / 'sft_stage1'}"])
     assert len(sets) == 2 and all(set(r) == {"instruction", "output"} for r in sets)

@@ -69,7 +69,8 @@ def curation_table(metrics: dict[str, dict]) -> list[str]:
                   f"| algorithmic corpus files | {cur.get('algorithmic_files', '-')} |",
                   f"| mined pairs (doctest-validated) | {cur.get('mined_pairs', '-')} ({cur.get('mined_doctest_validated', '-')}) |",
                   f"| MBPP-train pairs (tests pass) | {cur.get('mbpp_train_pairs', '-')} |",
-                  f"| synthetic documents / teacher | {cur.get('synthetic_docs', '-')} / {(cur.get('synthetic') or {}).get('teacher')} |"]
+                  f"| annealing snippets: synthetic (teacher {(cur.get('synthetic') or {}).get('teacher')}) + mined | "
+                  f"{cur.get('synthetic_docs', 0) - cur.get('mined_snippet_docs', 0)} + {cur.get('mined_snippet_docs', 0)} |"]
         lines += [f"| {name} rows (duplicates dropped) | {cur[name]['rows']} ({cur[name]['duplicates_dropped']}) |"
                   for name in ("sft_stage1", "sft_stage2") if isinstance(cur.get(name), dict)]
         lines.append("")

@@ -2,7 +2,9 @@
 
 Each task runs its DVC stage (`dvc repro --single-item <stage>`), so a Prefect run and `dvc repro` share
 one cache and one `dvc.lock`: a stage whose code, params and inputs did not change is skipped by DVC.
-After the stage, the task publishes its counts as a markdown artifact (visible in the Prefect UI).
+After the stage, the task publishes its counts as a markdown artifact (visible in the Prefect UI). A failed
+stage raises with the tail of its output (the error the UI shows) and is retried twice, unless it rejected its
+params or inputs (`cookbook` exits 2), which no retry can fix.
 With no `PREFECT_API_URL` the flow runs on Prefect's temporary local server.
 
     cookbook run                                  # from the project folder
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -47,7 +50,26 @@ def metrics_markdown(stage: str, metrics: dict) -> str:
     return "\n".join(lines)
 
 
-@task(retries=1, retry_delay_seconds=10)
+class StageInputError(RuntimeError):
+    """The stage rejected its params or inputs (`cookbook` exits 2 with one `error:` line): a retry cannot help."""
+
+
+INPUT_ERROR = re.compile(r"exited with 2\b")
+
+
+def is_transient(task, task_run, state) -> bool:
+    """Retry condition: every failure except a rejected config or input (a held DVC lock, a crashed worker,
+    a killed process, a full disk cleared meanwhile are worth another try)."""
+    return not isinstance(state.result(raise_on_failure=False), StageInputError)
+
+
+def stage_error(stage: str, returncode: int, tail: list[str]) -> RuntimeError:
+    """The error a failed stage raises: its exit code and the tail of its output (what the UI shows)."""
+    text = f"stage '{stage}' failed (exit {returncode}):\n" + "\n".join(tail)
+    return StageInputError(text) if any(INPUT_ERROR.search(line) for line in tail) else RuntimeError(text)
+
+
+@task(retries=2, retry_delay_seconds=[10, 30], retry_condition_fn=is_transient)
 def run_stage(stage: str, project_dir: str, force: bool = False) -> dict:
     """Run one DVC stage and return its metrics."""
     logger = get_run_logger()
@@ -59,7 +81,7 @@ def run_stage(stage: str, project_dir: str, force: bool = False) -> dict:
         logger.info(line.rstrip())
         tail = (tail + [line.rstrip()])[-DVC_TAIL_LINES:]
     if proc.wait() != 0:
-        raise RuntimeError(f"stage '{stage}' failed (exit {proc.returncode}):\n" + "\n".join(tail))
+        raise stage_error(stage, proc.returncode, tail)
     metrics = json.loads((Path(project_dir) / STAGES[stage].metrics).read_text())
     create_markdown_artifact(markdown=metrics_markdown(stage, metrics), key=f"{stage}-metrics",
                              description=f"counts of the {stage} stage")

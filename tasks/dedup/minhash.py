@@ -8,9 +8,13 @@ Design:
   is a handful of array passes; there is no per-shingle Python code.
 - Permutation i is the affine map h_i(x) = a_i * x + b_i mod 2^32 (a_i odd, so a bijection of the
   32-bit shingle keys, which are the top bits of an already well-mixed hash). The inner loop is one
-  SIMD-friendly 32-bit multiply, one add and one running minimum per (shingle, permutation), done on
-  blocks of shingles that stay in cache. datasketch's reference does 64-bit products and a 61-bit
-  Mersenne modulo instead; the property tests check our estimates against exact Jaccard and it.
+  32-bit multiply, one add and one running minimum per (shingle, permutation).
+- Tokens + CRC32, window hashes and the signature loop run as numba kernels (one pass each; the
+  signature loop vectorized by LLVM is about 7x faster than the same arithmetic as numpy array
+  passes, which are memory-bound). `*_numpy` functions compute the same in numpy: the references
+  the tests compare the kernels with, and the fallback where numba is missing. datasketch's
+  reference does 64-bit products and a 61-bit Mersenne modulo instead; the property tests check our
+  estimates against exact Jaccard and it.
 - MinHash is mergeable: the signature of a union of sets is the element-wise minimum of their
   signatures (used for repo-level units).
 - A band key is a 64-bit hash of the band's `rows` signature values (linear combination + finalizer);
@@ -20,6 +24,7 @@ Design:
 from __future__ import annotations
 
 import re
+import types
 import zlib
 from functools import lru_cache
 
@@ -59,24 +64,39 @@ def tokens(text: str) -> list[bytes]:
 
 def unit_values(text: str, unit: str) -> np.ndarray:
     """64-bit value per shingle unit: CRC32 of each token (`word`) or each UTF-8 byte (`char`)."""
+    data = text.encode("utf-8", "replace")
     if unit == "word":
-        toks = tokens(text)
-        return np.fromiter(map(zlib.crc32, toks), dtype=np.uint64, count=len(toks))
-    return np.frombuffer(text.encode("utf-8", "replace"), dtype=np.uint8).astype(np.uint64)
+        if _KERNELS is None:
+            return word_values_numpy(data)
+        return _KERNELS.word_values(np.frombuffer(data, dtype=np.uint8), _TOKEN_BYTES, _CRC_TABLE)
+    return np.frombuffer(data, dtype=np.uint8).astype(np.uint64)
+
+
+def word_values_numpy(data: bytes) -> np.ndarray:
+    """CRC32 of each identifier-like token of UTF-8 bytes (the reference of the numba kernel)."""
+    toks = _TOKEN.findall(data)
+    return np.fromiter(map(zlib.crc32, toks), dtype=np.uint64, count=len(toks))
 
 
 def shingle_hashes(values: np.ndarray, ngram: int) -> np.ndarray:
     """Sorted unique 64-bit hashes of the `ngram`-windows of `values` (one window if it is shorter)."""
     if values.size == 0:
         return np.empty(0, dtype=np.uint64)
-    width = min(ngram, values.size)
     consts = _odd_constants(ngram, 0)
+    if _KERNELS is None:
+        return np.unique(window_hashes_numpy(values, ngram, consts))
+    return np.unique(_KERNELS.window_hashes(np.ascontiguousarray(values, dtype=np.uint64), ngram, consts))
+
+
+def window_hashes_numpy(values: np.ndarray, ngram: int, consts: np.ndarray) -> np.ndarray:
+    """fmix64 of sum_j (values[k + j] + 1) * consts[j] for every window k (the reference of the kernel)."""
+    width = min(ngram, values.size)
     num = values.size - width + 1
     acc = np.zeros(num, dtype=np.uint64)
     with np.errstate(over="ignore"):
         for j in range(width):
             acc += (values[j : j + num] + np.uint64(1)) * consts[j]
-    return np.unique(fmix64(acc))
+    return fmix64(acc)
 
 
 def text_shingles(text: str, unit: str, ngram: int) -> np.ndarray:
@@ -93,20 +113,92 @@ def permutations(num_perm: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     return a, b
 
 
-def signature(shingles: np.ndarray, num_perm: int, seed: int) -> np.ndarray:
-    """MinHash signature (uint32, length `num_perm`) of a set of 64-bit shingle hashes."""
-    a, b = permutations(num_perm, seed)
-    best = np.full(num_perm, EMPTY_HASH, dtype=np.uint32)
-    if shingles.size == 0:
-        return best
-    keys = (shingles >> np.uint64(32)).astype(np.uint32)
-    block = np.empty((min(_BLOCK, keys.size), num_perm), dtype=np.uint32)
+def min_hash_numpy(keys: np.ndarray, a: np.ndarray, b: np.ndarray, best: np.ndarray) -> None:
+    """best[j] = min(best[j], min over keys of (a[j] * key + b[j]) mod 2^32), on blocks that stay in cache."""
+    block = np.empty((min(_BLOCK, keys.size), a.size), dtype=np.uint32)
     for start in range(0, keys.size, _BLOCK):
         x = keys[start : start + _BLOCK, None]
         out = block[: x.shape[0]]
         np.multiply(x, a, out=out)
         out += b
         np.minimum(best, np.minimum.reduce(out, axis=0), out=best)
+
+
+def _crc_table() -> np.ndarray:
+    """zlib's CRC-32 table (reflected polynomial 0xEDB88320)."""
+    table = np.arange(256, dtype=np.uint32)
+    for _ in range(8):
+        table = np.where(table & 1, (table >> np.uint32(1)) ^ np.uint32(0xEDB88320), table >> np.uint32(1)).astype(np.uint32)
+    return table
+
+
+_CRC_TABLE = _crc_table()
+_TOKEN_BYTES = np.array([bool(_TOKEN.fullmatch(bytes([b]))) for b in range(256)])
+"""True for the bytes of identifier-like tokens ([A-Za-z_0-9])."""
+
+
+def _numba_kernels():
+    """The numba versions of `word_values_numpy`, `window_hashes_numpy` and `min_hash_numpy` (same
+    results; the tests compare them), or None without numba. Each is one pass over its input."""
+    try:
+        import numba
+    except ImportError:
+        return None
+    jit = numba.njit(cache=True, nogil=True, boundscheck=False)
+    u32, u64 = np.uint32, np.uint64
+
+    @jit
+    def word_values(data, token_bytes, crc_table):
+        out = np.empty(data.size // 2 + 1, dtype=np.uint64)
+        count, i = 0, 0
+        while i < data.size:
+            if not token_bytes[data[i]]:
+                i += 1
+                continue
+            crc = u32(0xFFFFFFFF)
+            while i < data.size and token_bytes[data[i]]:
+                crc = crc_table[(crc ^ data[i]) & u32(0xFF)] ^ (crc >> u32(8))
+                i += 1
+            out[count] = crc ^ u32(0xFFFFFFFF)
+            count += 1
+        return out[:count]
+
+    @jit
+    def window_hashes(values, ngram, consts):
+        width = min(ngram, values.size)
+        out = np.empty(values.size - width + 1, dtype=np.uint64)
+        for k in range(out.size):
+            acc = u64(0)
+            for j in range(width):
+                acc += (values[k + j] + u64(1)) * consts[j]
+            acc ^= acc >> u64(33)
+            acc *= u64(0xFF51AFD7ED558CCD)
+            acc ^= acc >> u64(33)
+            acc *= u64(0xC4CEB9FE1A85EC53)
+            acc ^= acc >> u64(33)
+            out[k] = acc
+        return out
+
+    @jit
+    def min_hash(keys, a, b, best):
+        for i in range(keys.size):
+            x = keys[i]
+            for j in range(a.size):
+                best[j] = min(best[j], u32(a[j] * x + b[j]))  # u32(): the product and sum mod 2^32
+
+    return types.SimpleNamespace(word_values=word_values, window_hashes=window_hashes, min_hash=min_hash)
+
+
+_KERNELS = _numba_kernels()
+
+
+def signature(shingles: np.ndarray, num_perm: int, seed: int) -> np.ndarray:
+    """MinHash signature (uint32, length `num_perm`) of a set of 64-bit shingle hashes."""
+    a, b = permutations(num_perm, seed)
+    best = np.full(num_perm, EMPTY_HASH, dtype=np.uint32)
+    if shingles.size:
+        keys = (shingles >> np.uint64(32)).astype(np.uint32)
+        (min_hash_numpy if _KERNELS is None else _KERNELS.min_hash)(keys, a, b, best)
     return best
 
 

@@ -78,7 +78,8 @@ def _repo_units(rows: pa.Table, cfg: DedupConfig) -> tuple[list, list, list, np.
     hashes = [hashlib.sha256("\n".join(sorted(by_repo[r]["hashes"])).encode()).hexdigest() for r in names]
     counts = np.array([by_repo[r]["count"] for r in names], dtype=np.int64)
     sigs = np.stack([by_repo[r]["sig"] for r in names]) if names else np.empty((0, cfg.num_perm), dtype=np.uint32)
-    keys = mh.band_keys(sigs, cfg.bands, cfg.rows, cfg.seed) if names else np.empty((0, cfg.bands), dtype=np.uint64)
+    bands, rows = cfg.candidate_bands
+    keys = mh.band_keys(sigs, bands, rows, cfg.seed) if names else np.empty((0, bands), dtype=np.uint64)
     return names, members, hashes, counts, keys
 
 
@@ -95,7 +96,7 @@ def build_units(meta: pa.Table, rows: pa.Table, cfg: DedupConfig) -> Units:
         hashes = rows.column("content_hash").to_pylist()
         counts = np.asarray(rows.column("num_shingles").to_numpy(zero_copy_only=False), dtype=np.int64)
         flat = rows.column("band_keys").combine_chunks().flatten().to_numpy(zero_copy_only=False)
-        keys = np.asarray(flat, dtype=np.uint64).reshape(len(names), cfg.bands)
+        keys = np.asarray(flat, dtype=np.uint64).reshape(len(names), cfg.candidate_bands[0])
         stars = [lookup[m[0]].get("stars") for m in members]
         dates = [lookup[m[0]].get("commit_date") for m in members]
     rank = cluster.keep_rank(stars, dates, names)

@@ -93,6 +93,7 @@ def summarize(plan: Plan, meta: dict[str, dict], cfg: DedupConfig, flagged: list
     return {
         "level": cfg.level,
         "lsh_threshold": cfg.lsh_threshold,
+        "candidate_bands": list(cfg.candidate_bands),
         "per_level": {cfg.level: {k: v for k, v in plan.stats.items() if k.startswith("units_")}},
         "pairs": {k: v for k, v in plan.stats.items() if k.endswith("_pairs")},
         "clusters": clusters(plan, meta, cfg),

@@ -6,10 +6,10 @@ documents `unit_batch` returns one row per file or chunk with:
 - `doc_id`, `unit`: the document and the unit it belongs to;
 - `content_hash`: SHA256 of the content (the file text; a chunk's tokens joined by spaces);
 - `num_shingles`: size of the unit's shingle set (0 = nothing to compare, skipped by near-dedup);
-- `band_keys` (file, chunk): the unit's LSH band keys, so only `bands` 64-bit numbers per unit leave
-  the worker, never a signature;
+- `band_keys` (file, chunk): the unit's LSH band keys (`cfg.candidate_bands`), so only a few 64-bit
+  numbers per unit leave the worker, never a signature;
 - `signature` (repo): the element-wise minimum of the batch's file signatures of that repo, on the
-  last row of each repo in the batch (null elsewhere). MinHash is mergeable, so the driver takes the
+  last row of each repo in the batch (null elsewhere, at no cost). MinHash is mergeable, so the driver takes the
   minimum over batches and gets the signature of the union of all the repo's shingles.
 """
 
@@ -32,8 +32,8 @@ def unit_schema(cfg: DedupConfig) -> pa.Schema:
             ("unit", pa.string()),
             ("content_hash", pa.string()),
             ("num_shingles", pa.int64()),
-            ("band_keys", pa.list_(pa.uint64(), cfg.bands)),
-            ("signature", pa.list_(pa.uint32(), cfg.num_perm)),
+            ("band_keys", pa.list_(pa.uint64(), cfg.candidate_bands[0])),
+            ("signature", pa.list_(pa.uint32())),
         ]
     )
 
@@ -62,6 +62,17 @@ def _fixed_list(rows: list[np.ndarray | None], dtype: pa.DataType, size: int) ->
     return pa.FixedSizeListArray.from_arrays(values, size, mask=mask)
 
 
+def _optional_lists(rows: list[np.ndarray | None], dtype: pa.DataType) -> pa.Array:
+    """A list array from numpy rows where None = null and costs nothing (a fixed-size list would store
+    `num_perm` zeros for every null signature of the file and chunk levels)."""
+    lengths = np.array([0 if r is None else len(r) for r in rows], dtype=np.int32)
+    offsets = pa.array(np.concatenate([[0], np.cumsum(lengths)]).astype(np.int32))
+    present = [r for r in rows if r is not None]
+    values = np.concatenate(present) if present else np.empty(0, dtype=dtype.to_pandas_dtype())
+    mask = pa.array([r is None for r in rows], type=pa.bool_())
+    return pa.ListArray.from_arrays(offsets, pa.array(values, type=dtype), mask=mask)
+
+
 def _file_or_chunk_rows(ids: list[str], texts: list[str], cfg: DedupConfig) -> dict[str, list]:
     out: dict[str, list] = {"doc_id": [], "unit": [], "content_hash": [], "num_shingles": [], "keys": []}
     for doc_id, text in zip(ids, texts):
@@ -80,7 +91,7 @@ def _file_or_chunk_rows(ids: list[str], texts: list[str], cfg: DedupConfig) -> d
             out["unit"].append(unit)
             out["content_hash"].append(digest)
             out["num_shingles"].append(int(shingles.size))
-            out["keys"].append(mh.band_keys(sig, cfg.bands, cfg.rows, cfg.seed)[0])
+            out["keys"].append(mh.band_keys(sig, *cfg.candidate_bands, cfg.seed)[0])
     return out
 
 
@@ -125,6 +136,6 @@ def unit_batch(batch: pa.Table, cfg: DedupConfig) -> pa.Table:
         keys = rows.pop("keys")
         sigs = [None] * len(rows["doc_id"])
     columns = [pa.array(rows[name], type=schema.field(name).type) for name in ("doc_id", "unit", "content_hash", "num_shingles")]
-    columns.append(_fixed_list(keys, pa.uint64(), cfg.bands))
-    columns.append(_fixed_list(sigs, pa.uint32(), cfg.num_perm))
+    columns.append(_fixed_list(keys, pa.uint64(), cfg.candidate_bands[0]))
+    columns.append(_optional_lists(sigs, pa.uint32()))
     return pa.Table.from_arrays(columns, schema=schema)

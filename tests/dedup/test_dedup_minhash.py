@@ -86,3 +86,45 @@ def test_signatures_and_band_keys_are_deterministic():
     changed[5] ^= 1
     differs = mh.band_keys(changed, 16, 128, 1)[0] != keys[0]
     assert differs.tolist() == [True] + [False] * 15
+
+
+AWKWARD_TEXTS = ["", "x", "_", "a b", "   ", "déjà vu ünïcode 日本語 x_1 y2", "\x00\xff" * 3, "a" * 5000,
+                 "def f(x):\n    return x + 1\n" * 50, "é" * 7 + "_" * 3 + "Z9" + "ß", "\ud800 lone surrogate"]
+
+
+@pytest.mark.skipif(mh._KERNELS is None, reason="numba is not installed")
+@pytest.mark.parametrize("text", AWKWARD_TEXTS)
+def test_numba_kernels_equal_the_numpy_references(text):
+    data = text.encode("utf-8", "replace")
+    values = mh.unit_values(text, "word")
+    assert np.array_equal(values, mh.word_values_numpy(data))
+    for unit_values in (values, mh.unit_values(text, "char")):
+        for ngram in (1, 2, 5):
+            if unit_values.size:
+                consts = mh._odd_constants(ngram, 0)
+                assert np.array_equal(mh._KERNELS.window_hashes(unit_values, ngram, consts),
+                                      mh.window_hashes_numpy(unit_values, ngram, consts))
+    shingles = mh.text_shingles(text, "word", 5)
+    for num_perm in (1, 7, 256, 2048):
+        a, b = mh.permutations(num_perm, 3)
+        kernel, reference = (np.full(num_perm, mh.EMPTY_HASH, dtype=np.uint32) for _ in range(2))
+        keys = (shingles >> np.uint64(32)).astype(np.uint32)
+        mh._KERNELS.min_hash(keys, a, b, kernel)
+        mh.min_hash_numpy(keys, a, b, reference)
+        assert np.array_equal(kernel, reference)
+
+
+@pytest.mark.skipif(mh._KERNELS is None, reason="numba is not installed")
+def test_kernels_on_random_bytes_and_keys():
+    rng = np.random.default_rng(7)
+    for _ in range(20):
+        data = rng.integers(0, 256, size=int(rng.integers(0, 3000)), dtype=np.uint8).tobytes()
+        assert np.array_equal(mh._KERNELS.word_values(np.frombuffer(data, np.uint8), mh._TOKEN_BYTES, mh._CRC_TABLE),
+                              mh.word_values_numpy(data))
+    keys = rng.integers(0, 2**32, size=1000, dtype=np.uint64).astype(np.uint32)
+    keys[:3] = [0, 1, 2**32 - 1]
+    a, b = mh.permutations(2048, 1)
+    kernel, reference = (np.full(2048, mh.EMPTY_HASH, dtype=np.uint32) for _ in range(2))
+    mh._KERNELS.min_hash(keys, a, b, kernel)
+    mh.min_hash_numpy(keys, a, b, reference)
+    assert np.array_equal(kernel, reference)

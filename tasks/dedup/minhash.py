@@ -138,8 +138,9 @@ _TOKEN_BYTES = np.array([bool(_TOKEN.fullmatch(bytes([b]))) for b in range(256)]
 
 
 def _numba_kernels():
-    """The numba versions of `word_values_numpy`, `window_hashes_numpy` and `min_hash_numpy` (same
-    results; the tests compare them), or None without numba. Each is one pass over its input."""
+    """The numba versions of `word_values_numpy`, `window_hashes_numpy`, `min_hash_numpy` and of the
+    intersection in `jaccard` (same results; the tests compare them), or None without numba. Each is
+    one pass over its input."""
     try:
         import numba
     except ImportError:
@@ -180,13 +181,28 @@ def _numba_kernels():
         return out
 
     @jit
+    def intersection_size(a, b):
+        i = j = count = 0
+        while i < a.size and j < b.size:
+            if a[i] == b[j]:
+                count += 1
+                i += 1
+                j += 1
+            elif a[i] < b[j]:
+                i += 1
+            else:
+                j += 1
+        return count
+
+    @jit
     def min_hash(keys, a, b, best):
         for i in range(keys.size):
             x = keys[i]
             for j in range(a.size):
                 best[j] = min(best[j], u32(a[j] * x + b[j]))  # u32(): the product and sum mod 2^32
 
-    return types.SimpleNamespace(word_values=word_values, window_hashes=window_hashes, min_hash=min_hash)
+    return types.SimpleNamespace(word_values=word_values, window_hashes=window_hashes, min_hash=min_hash,
+                                 intersection_size=intersection_size)
 
 
 _KERNELS = _numba_kernels()
@@ -223,7 +239,9 @@ def estimate_jaccard(sig_a: np.ndarray, sig_b: np.ndarray) -> float:
 
 def jaccard(shingles_a: np.ndarray, shingles_b: np.ndarray) -> float:
     """Exact Jaccard similarity of two sorted unique hash sets (1.0 for two empty sets)."""
-    union = np.union1d(shingles_a, shingles_b).size
-    if union == 0:
-        return 1.0
-    return np.intersect1d(shingles_a, shingles_b, assume_unique=True).size / union
+    if _KERNELS is None:
+        inter = np.intersect1d(shingles_a, shingles_b, assume_unique=True).size
+    else:
+        inter = _KERNELS.intersection_size(shingles_a, shingles_b)  # one merge pass over the sorted sets
+    union = shingles_a.size + shingles_b.size - inter
+    return 1.0 if union == 0 else inter / union

@@ -128,3 +128,14 @@ def test_kernels_on_random_bytes_and_keys():
     mh._KERNELS.min_hash(keys, a, b, kernel)
     mh.min_hash_numpy(keys, a, b, reference)
     assert np.array_equal(kernel, reference)
+
+
+@pytest.mark.skipif(mh._KERNELS is None, reason="numba is not installed")
+def test_intersection_kernel_equals_numpy():
+    rng = np.random.default_rng(3)
+    for size_a, size_b in [(0, 0), (0, 5), (1, 1), (300, 500), (2000, 10)]:
+        pool = rng.integers(0, 2**64 - 1, size=2000, dtype=np.uint64)
+        a = np.unique(rng.choice(pool, size=size_a)) if size_a else np.empty(0, np.uint64)
+        b = np.unique(rng.choice(pool, size=size_b)) if size_b else np.empty(0, np.uint64)
+        assert mh._KERNELS.intersection_size(a, b) == np.intersect1d(a, b, assume_unique=True).size
+    assert mh.jaccard(np.empty(0, np.uint64), np.empty(0, np.uint64)) == 1.0

@@ -131,6 +131,16 @@ class FastTextScorer:
         """p(code) of each text from its token ids (`BpeEncoder.batch_ids`); 0.0 for a text without any."""
         if self.constant is not None:
             return np.where(lengths > 0, self.constant, 0.0)
+        mean_margin = self.mean_margins_numpy if _MEAN_MARGINS is None else self.mean_margins
+        return np.where(lengths > 0, 1.0 / (1.0 + np.exp(-mean_margin(ids, lengths))), 0.0)
+
+    def mean_margins(self, ids: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+        """Mean margin of each text's rows, in one numba pass over the tokens (no temporaries)."""
+        return _MEAN_MARGINS(ids, lengths, self.word_rows, self.word_hashes, self.margins, self.num_words,
+                             self.bucket, self.word_ngrams, len(self.word_rows) - 1)
+
+    def mean_margins_numpy(self, ids: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+        """The same in numpy array passes (the reference the tests compare the kernel with; the fallback)."""
         seq = np.insert(ids, np.cumsum(lengths), len(self.word_rows) - 1)  # each text's ids, then </s>
         sizes = lengths + 1
         ends = np.cumsum(sizes)
@@ -147,8 +157,45 @@ class FastTextScorer:
             margins[crossing[(crossing >= 0) & (crossing < len(margins))]] = 0.0
             totals[:-n] += margins
             counts += np.maximum(sizes - n, 0)
-        mean = np.add.reduceat(totals, starts, dtype=np.float64) / np.maximum(counts, 1)
-        return np.where(lengths > 0, 1.0 / (1.0 + np.exp(-mean)), 0.0)
+        return np.add.reduceat(totals, starts, dtype=np.float64) / np.maximum(counts, 1)
+
+
+def _mean_margins_kernel():
+    """`FastTextScorer.mean_margins_numpy` as a numba kernel (None without numba)."""
+    try:
+        import numba
+    except ImportError:
+        return None
+    multiplier = np.uint64(NGRAM_MULTIPLIER)
+
+    @numba.njit(cache=True, nogil=True, boundscheck=False)
+    def mean_margins(ids, lengths, word_rows, word_hashes, margins, num_words, bucket, word_ngrams, eos):
+        out = np.zeros(lengths.size)
+        ubucket = np.uint64(bucket)
+        start = 0
+        for t in range(lengths.size):
+            size = lengths[t] + 1  # the text's ids, then </s>
+            total, count = 0.0, 0
+            for i in range(size):
+                token = ids[start + i] if i < size - 1 else eos
+                row = word_rows[token]
+                if row >= 0:
+                    total += margins[row]
+                    count += 1
+                acc = word_hashes[token]
+                for m in range(1, min(word_ngrams, size - i)):
+                    nxt = ids[start + i + m] if i + m < size - 1 else eos
+                    acc = acc * multiplier + word_hashes[nxt]
+                    total += margins[num_words + np.int64(acc % ubucket)]
+                    count += 1
+            out[t] = total / max(count, 1)
+            start += size - 1
+        return out
+
+    return mean_margins
+
+
+_MEAN_MARGINS = _mean_margins_kernel()
 
 
 @lru_cache(maxsize=4)

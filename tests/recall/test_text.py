@@ -147,3 +147,13 @@ def test_fasttext_hash_is_fnv1a_over_signed_bytes():
     assert fasttext_hash("") == 2166136261 - 2**32
     assert fasttext_hash("a") == -468965076  # 0xe40c292c as int32
     assert fasttext_hash("é") != fasttext_hash("Ã©")
+
+
+def test_numba_mean_margins_equal_the_numpy_reference(trained, shipped):
+    from tasks.recall import classify
+
+    if classify._MEAN_MARGINS is None:
+        pytest.skip("numba is not installed")
+    scorer, encoder = load(*trained)
+    ids, lengths = encoder.batch_ids([normalized_words(t) for t in shipped[:300] + ["", "x"]])
+    assert np.allclose(scorer.mean_margins(ids, lengths), scorer.mean_margins_numpy(ids, lengths), rtol=0, atol=1e-6)

@@ -21,6 +21,8 @@ from tasks.ablate.experiments import VariantResult
 from tasks.ablate.spec import Ablation, yaml_flow
 from tasks.stages import ORDER
 
+LINE_STYLES = ("-", "--", ":", "-.")
+
 
 def data_counts(metrics: dict[str, dict]) -> dict[str, int]:
     """{stage: rows kept} of the stages that keep/drop rows, in pipeline order."""
@@ -123,10 +125,10 @@ def loss_curves(results: dict[str, VariantResult], path: Path, title: str) -> Pa
     plt = _pyplot()
     fig, axes = plt.subplots(1, len(stages), figsize=(4.5 * len(stages), 3.6), squeeze=False)
     for ax, stage in zip(axes[0], stages):
-        for r in results.values():
-            if r.losses.get(stage):
+        for i, r in enumerate(results.values()):
+            if r.losses.get(stage):  # markers and line styles keep identical curves (shared stages) visible
                 steps, losses = zip(*r.losses[stage])
-                ax.plot(steps, losses, label=r.variant)
+                ax.plot(steps, losses, label=r.variant, marker="o", markersize=3, linestyle=LINE_STYLES[i % len(LINE_STYLES)])
         ax.set_title(stage)
         ax.set_xlabel("step")
         ax.set_ylabel("loss")

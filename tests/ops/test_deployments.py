@@ -11,7 +11,9 @@ and `mlflow server` on loopback, the `cookbook` process work pool, `prefect depl
 - the `lifecycle` deployment runs a stage whose first attempt meets a transient failure (DVC's lock held by
   another process): the task is retried, completes, and publishes its counts as a markdown artifact;
 - a stage that rejects its input fails at once (no retry can help) with its error (the tail of the stage's
-  output) on the failed task run and the flow run.
+  output) on the failed task run and the flow run;
+- a trained model is logged to the MLflow server with its tokenizer and loads back; the `evaluate` deployment
+  scores a model named in its parameters and publishes the scores as an artifact.
 """
 
 from __future__ import annotations
@@ -189,21 +191,30 @@ def test_a_stage_rejecting_its_input_fails_at_once_with_its_error(ops):
     assert "error: input '/no/such/folder' does not exist" in task["state"]["message"]
 
 
-def test_a_trained_model_is_logged_with_its_tokenizer_and_loads_back_over_http(ops, tmp_path):
-    import mlflow
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory):
+    """A 1-layer Llama with a trained BPE tokenizer, as a Hugging Face folder (what training stages export)."""
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    from tasks.common.tracking import MlflowTracker
     from tasks.tokenize.tokenizer import save_tokenizer, train_bpe
+
+    folder = tmp_path_factory.mktemp("model")
+    tok = train_bpe(["def add(a, b):\n    return a + b\n"] * 20, vocab_size=280)
+    save_tokenizer(tok, folder, model_max_length=256)
+    config = LlamaConfig(vocab_size=tok.get_vocab_size(), hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+                         num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=256)
+    LlamaForCausalLM(config).save_pretrained(folder)
+    return folder, tok
+
+
+def test_a_trained_model_is_logged_with_its_tokenizer_and_loads_back_over_http(ops, tiny_model):
+    import mlflow
+
+    from tasks.common.tracking import MlflowTracker
     from tasks.train.export import log_model
 
     _, _, mlflow_uri, _ = ops
-    folder = tmp_path / "model"
-    tok = train_bpe(["def add(a, b):\n    return a + b\n"] * 20, vocab_size=280)
-    save_tokenizer(tok, folder, model_max_length=64)
-    config = LlamaConfig(vocab_size=tok.get_vocab_size(), hidden_size=16, intermediate_size=32, num_hidden_layers=1,
-                         num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=64)
-    LlamaForCausalLM(config).save_pretrained(folder)
+    folder, tok = tiny_model
     with MlflowTracker.start("opencoder-cookbook", "sft", uri=mlflow_uri) as tracker:
         model_uri = log_model(folder, tracker.uri, tracker.run_id)
     components = mlflow.transformers.load_model(model_uri, return_type="components")
@@ -211,3 +222,14 @@ def test_a_trained_model_is_logged_with_its_tokenizer_and_loads_back_over_http(o
     assert components["tokenizer"]("def add")["input_ids"] == tok.encode("def add").ids
     assert mlflow.get_logged_model(model_uri.rsplit("/", 1)[-1]).source_run_id == tracker.run_id
     assert mlflow.get_run(tracker.run_id).info.status == "FINISHED"
+
+
+def test_evaluate_deployment_scores_a_model_given_in_the_ui(ops, tiny_model, tmp_path):
+    api, _, _, root = ops
+    folder, _ = tiny_model
+    run = api.run("evaluate", "evaluate", {"model": str(folder), "benchmarks": ["humaneval"], "limit": 2,
+                                           "output": str(tmp_path / "eval"), "overrides": ["evaluate.max_new_tokens=8"]})
+    assert run["state"]["type"] == "COMPLETED", run["state"]["message"] + (root / "worker.log").read_text()[-3000:]
+    scores = api.artifacts(run["id"])["evaluate-scores"]["data"]
+    assert "| humaneval |" in scores and "/ 2 |" in scores
+    assert json.loads((tmp_path / "eval.metrics.json").read_text())["humaneval"]["total"] == 2

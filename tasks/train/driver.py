@@ -61,7 +61,7 @@ def train(job_for_export, cfg: TrainCommon, params, output: Path, checkpoint_roo
                 raise _Stopped
     except _Stopped:
         return read_summaries(job)
-    log_model(output, job.tracker_uri, job.tracker_run_id)
+    log_model(output, job.tracker_uri, job.tracker_run_id, name=job.stage)
     return summaries
 
 

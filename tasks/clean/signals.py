@@ -124,6 +124,8 @@ def frac_chars_top_ngram(doc: Doc, n: int) -> float | None:
         return 0.0
     uniq, first, counts = np.unique(keys, return_index=True, return_counts=True)
     best = counts.max()
+    if best <= 1:  # RedPajama: no n-gram repeats, so none is "most common"
+        return 0.0
     start = int(first[counts == best].min())
     return float(best * lengths[start : start + n].sum() / total)
 

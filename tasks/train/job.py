@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Literal
 
 from tasks.common.config import build, to_dict
@@ -104,10 +105,53 @@ def from_plain(data: dict) -> TrainJob:
     return build(TrainJob, data)
 
 
+SAMPLED_ABOVE = 64 << 20
+"""Files larger than this are identified by size plus their first and last MiB (multi-GB weights, token shards)."""
+
+
+def content_digest(path: str | Path) -> str:
+    """Identity of a file or folder's contents (relative names, sizes, bytes); '' when it does not exist.
+    Small files are hashed whole; larger ones by size and their first and last MiB, which any rewrite of
+    weights or token shards changes, without reading gigabytes at every (re)start."""
+    root = Path(path)
+    if not root.exists():
+        return ""
+    files = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
+    digest = hashlib.sha256()
+    for file in files:
+        size = file.stat().st_size
+        digest.update(f"{file.relative_to(root) if file != root else file.name}\0{size}\0".encode())
+        with open(file, "rb") as fh:
+            if size <= SAMPLED_ABOVE:
+                digest.update(fh.read())
+            else:
+                digest.update(fh.read(1 << 20))
+                fh.seek(size - (1 << 20))
+                digest.update(fh.read())
+    return digest.hexdigest()
+
+
+def input_identity(phase: Phase) -> dict[str, str]:
+    """The contents a phase starts from, so a checkpoint is never resumed on top of changed inputs (a re-run
+    upstream stage writes new weights or data to the same path)."""
+    inputs: dict[str, str] = {}
+    if phase.model.from_pretrained:
+        inputs["model"] = content_digest(phase.model.from_pretrained)
+    if phase.model.from_checkpoint:
+        inputs["checkpoint"] = content_digest(phase.model.from_checkpoint)
+    for source in sorted(phase.data.sources or {}):
+        inputs[f"data:{source}"] = content_digest(source)
+    if phase.data.sft_path:
+        inputs["data"] = content_digest(phase.data.sft_path)
+    return inputs
+
+
 def fingerprint(job: TrainJob, phase: Phase) -> str:
-    """What a checkpoint must match to be resumed: the phase and the numerics-relevant job settings."""
+    """What a checkpoint must match to be resumed: the phase, the numerics-relevant job settings and the
+    contents of the phase's input model and data (not just their paths)."""
     stable = replace(job, stop_after_steps=None, tracker_uri=None, tracker_run_id=None, plot_csv=None, phases=(),
                      export_meta=None, log_every=0, checkpoint_every=0, keep_checkpoints=None)
     stable_phase = replace(phase, export_dir="")
-    blob = json.dumps({"job": to_dict(stable), "phase": to_dict(stable_phase)}, sort_keys=True)
+    blob = json.dumps({"job": to_dict(stable), "phase": to_dict(stable_phase), "inputs": input_identity(phase)},
+                      sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]

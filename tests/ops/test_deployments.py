@@ -36,11 +36,26 @@ TINY_ABLATION = {
 TERMINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
 
 
+class _RetryingClient(httpx.Client):
+    """Retries 429/502/503 with backoff, as Prefect's own client and the UI do: the SQLite-backed server answers
+    503 while its database is busy (seen on a loaded 2-core CI machine)."""
+
+    RETRY = {429, 502, 503}
+
+    def request(self, method, url, **kwargs):
+        for attempt in range(6):
+            resp = super().request(method, url, **kwargs)
+            if resp.status_code not in self.RETRY:
+                return resp
+            time.sleep(min(2 ** attempt, 10))
+        return resp
+
+
 class Api:
     """The Prefect REST API, used as the UI uses it."""
 
     def __init__(self, url: str):
-        self.http = httpx.Client(base_url=url, timeout=60)
+        self.http = _RetryingClient(base_url=url, timeout=60)
 
     def deployment_id(self, flow: str, name: str) -> str:
         resp = self.http.get(f"/deployments/name/{flow}/{name}")

@@ -185,3 +185,32 @@ def test_params_yaml_loads_with_tiny_training_sections():
     assert params.pretrain.preset == "tiny" and params.sft.variant == "two-stage"
     assert params.pretrain.global_batch_size % params.pretrain.micro_batch_size == 0
     assert PRESETS["opencoder-1.5b"].max_position_embeddings == 4096
+
+
+def test_fingerprint_follows_the_contents_of_input_model_and_data_not_only_their_paths(tmp_path):
+    """A re-run upstream stage rewrites models/anneal or the SFT data in place: the downstream checkpoint
+    must then not be resumed (its fingerprint changes); identical contents keep it."""
+    from tasks.train.job import DataSpec, Engine, ModelInit, Phase, ScheduleSpec, TrainJob, fingerprint
+
+    model, sft = tmp_path / "model", tmp_path / "sft.parquet"
+    model.mkdir()
+    (model / "config.json").write_text("{}")
+    (model / "model.safetensors").write_bytes(b"weights-1")
+    sft.write_bytes(b"rows-1")
+    phase = Phase(name="sft", model=ModelInit(from_pretrained=str(model)), data=DataSpec(kind="sft", sft_path=str(sft)),
+                  schedule=ScheduleSpec(kind="wsd", peak_lr=1e-3, total_steps=4), global_batch_size=2,
+                  micro_batch_size=1, checkpoint_dir=str(tmp_path / "ckpt"), export_dir=str(tmp_path / "out"))
+    engine = Engine(zero_stage=0, precision="fp32", weight_decay=0.0, adam_beta1=0.9, adam_beta2=0.95, adam_eps=1e-8,
+                    gradient_clipping=1.0, gradient_checkpointing=False, num_threads=1, peak_tflops=None)
+    job = TrainJob(stage="sft", tokenizer_dir=str(tmp_path), phases=(phase,), engine=engine)
+
+    first = fingerprint(job, phase)
+    assert fingerprint(job, phase) == first
+    (model / "model.safetensors").write_bytes(b"weights-2")
+    second = fingerprint(job, phase)
+    assert second != first
+    sft.write_bytes(b"rows-2")
+    assert fingerprint(job, phase) not in {first, second}
+    (model / "model.safetensors").write_bytes(b"weights-1")
+    sft.write_bytes(b"rows-1")
+    assert fingerprint(job, phase) == first

@@ -28,7 +28,6 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests"))
 
 from tasks.train.job import DataSpec, Engine, ModelInit, Phase, ScheduleSpec, TrainJob, to_plain  # noqa: E402
 
@@ -98,7 +97,7 @@ def gpu_figures(tmp: Path) -> tuple[float | None, float | None]:
     from tasks.train.flops import flops_per_token, peak_flops
     from tasks.train.loop import build_engine, build_model, micro_batches, setup_worker, train_step
     from tasks.train.presets import PRESETS, preset_dict
-    from train.conftest import make_packed, python_sources
+    from tests.train.conftest import make_packed, python_sources
 
     data = make_packed(tmp / "gpu-data", python_sources("requests", 6), vocab_size=512, seq_len=64)
     seq_len, num = 4096, 64
@@ -134,7 +133,7 @@ def gpu_figures(tmp: Path) -> tuple[float | None, float | None]:
 
 
 def main() -> None:
-    from train.conftest import make_packed, python_sources
+    from tests.train.conftest import make_packed, python_sources
 
     with tempfile.TemporaryDirectory(prefix="bench-train-") as t:
         tmp = Path(t)

@@ -214,3 +214,10 @@ def test_fingerprint_follows_the_contents_of_input_model_and_data_not_only_their
     (model / "model.safetensors").write_bytes(b"weights-1")
     sft.write_bytes(b"rows-1")
     assert fingerprint(job, phase) == first
+
+
+@pytest.mark.skipif(not __import__("platform").libc_ver()[0] == "glibc", reason="glibc's mallopt only")
+def test_cpu_workers_keep_freed_memory_under_glibc():
+    from tasks.train.loop import retain_freed_memory
+
+    assert retain_freed_memory() is True

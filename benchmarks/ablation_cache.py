@@ -31,8 +31,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.ops.servers import BIN, base_env, process, prefect_server, sh  # noqa: E402
-from tests.test_lifecycle import TINY, _merge  # noqa: E402
+from tests.ops.servers import BIN, process, prefect_server, project_copy, sh  # noqa: E402
+from tests.test_lifecycle import TINY  # noqa: E402
 
 TIMING = re.compile(r"(^|\.)([a-z_]*seconds|[a-z_]*per_s|mfu|[a-z_]*_at)$")
 """Metrics that measure time, not results: left out of the comparison."""
@@ -40,23 +40,7 @@ TIMING = re.compile(r"(^|\.)([a-z_]*seconds|[a-z_]*per_s|mfu|[a-z_]*_at)$")
 
 def copy_project(dest: Path, tiny: bool) -> dict:
     """A committed git copy of the repository's files (TINY params with --tiny); returns its environment."""
-    import yaml
-
-    listed = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
-                            capture_output=True, text=True, check=True).stdout.splitlines()
-    for rel in listed:
-        if (ROOT / rel).is_file() and not rel.startswith(("metrics/", "plots/")):
-            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(ROOT / rel, dest / rel)
-    if tiny:
-        params = _merge(yaml.safe_load((dest / "params.yaml").read_text()), TINY)
-        (dest / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    env = base_env(PYTHONPATH=str(dest), PREFECT_HOME=str(dest / ".prefect"))
-    sh(["git", "init", "-q"], dest, env)
-    (dest / ".git" / "info" / "exclude").write_text(".prefect/\n")
-    sh(["git", "add", "-A"], dest, env)
-    sh(["git", "commit", "-qm", "benchmark copy"], dest, env)
-    return env
+    return project_copy(dest, *([TINY] if tiny else []))[1]
 
 
 def timed_ablation(project: Path, env: dict, name: str, jobs: int) -> float:

@@ -5,8 +5,9 @@
     with prefect_and_mlflow(tmp) as (api_url, uri): ...   # both, started side by side
     with ray_head(path) as (address, temp): ...   # `ray start --head --block`
 
-`tiny_project(dest)` makes the tiny git + DVC copy of the repository that tests/test_lifecycle.py runs
-(its files, its TINY params), committed, so DVC experiments and Prefect deployments can run there.
+`project_copy(dest, *overrides)` makes a committed git + DVC copy of the repository (params overridden), so DVC
+experiments and Prefect deployments can run there; `tiny_project(dest)` the one with tests/test_lifecycle.py's
+TINY params.
 """
 
 from __future__ import annotations
@@ -157,9 +158,10 @@ def ray_head(pythonpath: Path) -> Iterator[tuple[str, Path]]:
         shutil.rmtree(temp, ignore_errors=True)
 
 
-def tiny_project(dest: Path, extra_params: dict | None = None, files: dict[str, str] | None = None) -> tuple[Path, dict]:
-    """A committed git + DVC copy of the repository with test_lifecycle's TINY params (plus `extra_params`)
-    and extra `files` ({relative path: text}); returns (path, env)."""
+def project_copy(dest: Path, *overrides: dict, files: dict[str, str] | None = None) -> tuple[Path, dict]:
+    """A committed git + DVC copy of the repository's files (as in the working tree, without metrics/ and
+    plots/), its params.yaml merged with each of `overrides` in turn, plus extra `files` ({relative path: text});
+    returns (path, env)."""
     listed = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
                             capture_output=True, text=True, check=True).stdout.splitlines()
     for rel in listed:
@@ -167,8 +169,11 @@ def tiny_project(dest: Path, extra_params: dict | None = None, files: dict[str, 
         if src.is_file() and not rel.startswith(("metrics/", "plots/")):
             (dest / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, dest / rel)
-    params = _merge(_merge(yaml.safe_load((dest / "params.yaml").read_text()), TINY), extra_params or {})
-    (dest / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    if overrides:
+        params = yaml.safe_load((dest / "params.yaml").read_text())
+        for override in overrides:
+            params = _merge(params, override)
+        (dest / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     for rel, text in (files or {}).items():
         (dest / rel).parent.mkdir(parents=True, exist_ok=True)
         (dest / rel).write_text(text)
@@ -176,5 +181,10 @@ def tiny_project(dest: Path, extra_params: dict | None = None, files: dict[str, 
     sh(["git", "init", "-q"], dest, env)
     (dest / ".git" / "info" / "exclude").write_text(".prefect/\n")
     sh(["git", "add", "-A"], dest, env)
-    sh(["git", "commit", "-qm", "tiny"], dest, env)
+    sh(["git", "commit", "-qm", "project copy"], dest, env)
     return dest, env
+
+
+def tiny_project(dest: Path, extra_params: dict | None = None, files: dict[str, str] | None = None) -> tuple[Path, dict]:
+    """`project_copy` with test_lifecycle's TINY params (plus `extra_params`)."""
+    return project_copy(dest, TINY, extra_params or {}, files=files)

@@ -45,9 +45,54 @@ class Options:
     fix_alphabet_non_en: bool = False
 
 
-_WORD = re.compile(r"[^\W_]+")
+# nltk `wordpunct_tokenize` (the released tokenizer for every language but zh/ja): `\w+|[^\w\s]+`.
+_WORD = re.compile(r"\w+|[^\w\s]+")
 _CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
-_ZH_WORD = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]|[^\W_\u3400-\u9fff\uf900-\ufaff]+")
+# zh substitute for jieba (not installed): one token per CJK character, word runs, and one token per symbol
+# character (jieba yields the characters of a non-Han block one by one).
+_ZH_WORD = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]|[^\W\u3400-\u9fff\uf900-\ufaff]+|[^\w\s]")
+PRECISION = 8
+"""Released scores are `round(score, PRECISION)` (RedPajama `core/constants.py`: PRECISION = 8)."""
+
+
+def _normalize_table() -> dict[int, str]:
+    """`utils/text_utils.py::normalize_text` steps 1, 2 and 4 of the released `QSCodeDocument` normaliser as one
+    `str.translate` table: control characters removed (or made spaces), full-width punctuation made half-width,
+    then every ASCII punctuation character replaced by a space (utils/constants.py: CONTROL_TO_NORM,
+    FULL_PUNCT_TO_HALF)."""
+    control = {chr(c): "" for c in [*range(0x00, 0x08), *range(0x0E, 0x1B), *range(0x1C, 0x20), 0x202C]}
+    control.update({"\u2009": " ", "\u200b": " "})
+    full = {chr(ord(h) + 0xFEE0): h for h in string.punctuation}  # half_to_full_width(string.punctuation)
+    full.update({"。": ".", "、": ",", "《": '"', "》": '"', "【": "[", "】": "]", "「": "'", "」": "'",
+                 "“": '"', "”": '"', "￥": "¥", "‘": "'", "’": "'"})
+    table = {ord(c): r for c, r in control.items()}
+    table.update({ord(f): " " if h in string.punctuation else h for f, h in full.items()})
+    table.update({ord(c): " " for c in string.punctuation})
+    return table
+
+
+_NORMALIZE = _normalize_table()
+_NORMALIZE_ASCII = bytes(
+    b if chr(b) not in string.punctuation else 0x20 for b in range(256)
+), bytes(b for b in range(128) if _NORMALIZE.get(b) == "")
+
+
+def normalize(text: str) -> str:
+    """The released normalised text (per line; lines never merge): controls removed, punctuation -> space,
+    lower-cased, NFKC last (so NFKC output such as "…" -> "..." stays as punctuation)."""
+    if text.isascii():
+        table, delete = _NORMALIZE_ASCII
+        return text.encode("ascii").translate(table, delete).decode("ascii").lower()
+    return unicodedata.normalize("NFKC", text.translate(_NORMALIZE).lower())
+
+
+def split_lines(text: str) -> list[str]:
+    """RedPajama `split_paragraphs` (`[^\\n]*\\n|[^\\n]+$`) without the newlines: a final newline ends the last
+    line rather than starting an empty one, and the empty text has no line."""
+    lines = text.split("\n")
+    if lines[-1] == "":
+        lines.pop()
+    return lines
 
 
 @dataclass
@@ -62,7 +107,7 @@ class Doc:
 
     @cached_property
     def normalized(self) -> str:
-        return unicodedata.normalize("NFKC", self.text).lower()
+        return normalize(self.text)
 
     @cached_property
     def words(self) -> list[str]:
@@ -71,7 +116,17 @@ class Doc:
 
     @cached_property
     def lines(self) -> list[str]:
-        return self.text.split("\n")
+        """Raw lines without their newline (RedPajama `split_paragraphs`, see `split_lines`)."""
+        return split_lines(self.text)
+
+    @cached_property
+    def line_lengths(self) -> list[int]:
+        """Released line lengths: `split_paragraphs` keeps each line's newline, so every line but an unterminated
+        last one counts one character more."""
+        lengths = [len(line) + 1 for line in self.lines]
+        if lengths and not self.text.endswith("\n"):
+            lengths[-1] -= 1
+        return lengths
 
     @cached_property
     def scan(self) -> Scan:
@@ -113,7 +168,8 @@ class Doc:
 
 
 def _ratio(num: float, den: float) -> float | None:
-    return num / den if den else None
+    """num / den rounded as the released scores are (None when den is 0)."""
+    return round(num / den, PRECISION) if den else None
 
 
 def frac_chars_top_ngram(doc: Doc, n: int) -> float | None:
@@ -127,7 +183,7 @@ def frac_chars_top_ngram(doc: Doc, n: int) -> float | None:
     if best <= 1:  # RedPajama: no n-gram repeats, so none is "most common"
         return 0.0
     start = int(first[counts == best].min())
-    return float(best * lengths[start : start + n].sum() / total)
+    return round(float(best * lengths[start : start + n].sum() / total), PRECISION)
 
 
 def frac_chars_dupe_ngram(doc: Doc, n: int) -> float | None:
@@ -139,7 +195,7 @@ def frac_chars_dupe_ngram(doc: Doc, n: int) -> float | None:
     _, inverse, counts = np.unique(keys, return_inverse=True, return_counts=True)
     dup = (counts[inverse] > 1).astype(np.int64)
     covered = np.convolve(dup, np.ones(n, dtype=np.int64))[: len(lengths)] > 0
-    return float(lengths[covered].sum() / total)
+    return round(float(lengths[covered].sum() / total), PRECISION)
 
 
 def _register_ngram_signals(prefix: str) -> None:
@@ -221,20 +277,23 @@ def num_lines(doc: Doc) -> float:
     return float(len(doc.lines))
 
 
+# Line lengths include the newline (quality_signals/code.py: `len(text_slice.text)` of `split_paragraphs` slices);
+# no line gives 0, not None.
 @signal("qsc_code_num_chars_line_max")
 def num_chars_line_max(doc: Doc) -> float:
-    return float(max(map(len, doc.lines)))
+    return float(max(doc.line_lengths, default=0))
 
 
 @signal("qsc_code_num_chars_line_mean")
 def num_chars_line_mean(doc: Doc) -> float | None:
-    return _ratio(sum(map(len, doc.lines)), len(doc.lines))
+    return _ratio(sum(doc.line_lengths), len(doc.lines)) or 0.0
 
 
+# Released values with no visible character: alphabet 0.0, digits 1.0, whitespace (empty text) 1.0.
 @signal("qsc_code_frac_chars_alphabet")
 def code_frac_chars_alphabet(doc: Doc) -> float | None:
     non_ws, alpha, _, _ = _stats(doc)
-    return _ratio(alpha, non_ws)
+    return _ratio(alpha, non_ws) if non_ws else 0.0
 
 
 def _stats(doc: Doc) -> tuple[int, int, int, int]:
@@ -247,13 +306,13 @@ def _stats(doc: Doc) -> tuple[int, int, int, int]:
 @signal("qsc_code_frac_chars_digital")
 def code_frac_chars_digital(doc: Doc) -> float | None:
     non_ws, _, digits, _ = _stats(doc)
-    return _ratio(digits, non_ws)
+    return _ratio(digits, non_ws) if non_ws else 1.0
 
 
 @signal("qsc_code_frac_chars_whitespace")
 @signal("qsc_doc_frac_chars_whitespace")
 def frac_chars_whitespace(doc: Doc) -> float | None:
-    return _ratio(_stats(doc)[3], len(doc.text))
+    return _ratio(_stats(doc)[3], len(doc.text)) if doc.text else 1.0
 
 
 @signal("qsc_code_frac_chars_comments")
@@ -277,22 +336,40 @@ def cate_autogen(doc: Doc) -> float:
     return float(bool(_AUTOGEN.search(doc.text[:200])))
 
 
+# String literals as the released code finds them (quality_signals/code.py): a regex over the comment-free text,
+# no escapes; `frac_lines_long_string` lets '...' and "..." span lines, the two others keep them on one line.
+_STRINGS_MULTILINE = re.compile(r"\'\'\'(.*?)\'\'\'|\"\"\"(.*?)\"\"\"|\'(.*?)\'|\"(.*?)\"", re.DOTALL)
+_STRINGS = re.compile(r"\'\'\'(.*?)\'\'\'|\"\"\"(.*?)\"\"\"|\'([^\n]*?)\'|\"([^\n]*?)\"", re.DOTALL)
+_URL_WORD = re.compile(r".*https?://\S+.*")
+
+
+def _string_bodies(pattern: re.Pattern, text: str) -> list[str]:
+    return [g for groups in pattern.findall(text) for g in groups if g]
+
+
+def _more_words_than(line: str, n: int) -> bool:
+    """len(tokenize(line)) > n; wordpunct gives at least one token per whitespace-separated chunk."""
+    if len(line) <= n:
+        return False
+    return len(line.split()) > n or len(_WORD.findall(line)) > n
+
+
 @signal("qsc_code_frac_lines_long_string")
 def frac_lines_long_string(doc: Doc) -> float | None:
-    long_lines = sum(1 for s in doc.scan.strings for line in s.split("\n") if len(line.split()) > 20)
+    bodies = _string_bodies(_STRINGS_MULTILINE, doc.scan.code_only)
+    long_lines = sum(1 for s in bodies for line in s.split("\n") if _more_words_than(line, 20))
     return _ratio(long_lines, len(doc.code_lines))
 
 
 @signal("qsc_code_frac_chars_string_length")
 def frac_chars_string_length(doc: Doc) -> float | None:
-    return _ratio(sum(map(len, doc.scan.strings)), len(doc.scan.code_only))
+    return _ratio(sum(map(len, _string_bodies(_STRINGS, doc.scan.code_only))), len(doc.scan.code_only))
 
 
 @signal("qsc_code_frac_chars_long_word_length")
 def frac_chars_long_word_length(doc: Doc) -> float | None:
-    long_chars = sum(
-        len(w) for s in doc.scan.strings for w in s.split() if len(w) > 20 and not w.startswith(("http://", "https://", "www."))
-    )
+    words = (w for s in _string_bodies(_STRINGS, doc.scan.code_only) for w in s.split())
+    long_chars = sum(len(w) for w in words if len(w) > 20 and not _URL_WORD.match(w))
     return _ratio(long_chars, len(doc.scan.code_only))
 
 
@@ -304,25 +381,28 @@ def frac_lines_string_concat(doc: Doc) -> float | None:
     return _ratio(sum(1 for line in doc.code_lines if _CONCAT.search(line)), len(doc.code_lines))
 
 
-_ENCODED = re.compile(r"[a-zA-Z0-9+/\n=]{64,}|(?:\b(?:0x|\\x)?[0-9a-fA-F]{2}(?:,|\b\s*)){8,}|(?:\\u[0-9a-fA-F]{4}){8,}")
+# quality_signals/code.py `QSC_Code_Cate_Encoded_Data`: base64, hexadecimal and unicode-escape runs.
+_BASE64 = re.compile(r"[a-zA-Z0-9+/\n=]{64,}")
+_HEX_UNICODE = [re.compile(r"(?:\b(?:0x|\\x)?[0-9a-fA-F]{2}(?:,|\b\s*)){8,}"), re.compile(r"(?:\\u[0-9a-fA-F]{4}){8,}")]
 
 
-# Without a 64-character run of base64 characters the first alternative never matches, and the
-# other two give the same matches alone (a run test anchored at run starts is linear; the full
-# pattern retries the 64-run at every position).
+# Without a 64-character run of base64 characters the base64 pattern never matches (a run test anchored at
+# run starts is linear; the pattern itself retries the 64-run at every position).
 _BASE64_RUN = re.compile(r"(?<![a-zA-Z0-9+/\n=])[a-zA-Z0-9+/\n=]{64}")
-_ENCODED_NO_BASE64 = re.compile(_ENCODED.pattern.split("|", 1)[1])
 
 
 @signal("qsc_code_cate_encoded_data")
 def cate_encoded_data(doc: Doc) -> float:
+    """quality_signals/code.py: each of the three patterns is matched on its own and their matched characters
+    are summed (a span two patterns match counts twice)."""
+    patterns = [_BASE64] if _BASE64_RUN.search(doc.text) else []
     matched = 0
-    pattern = _ENCODED if _BASE64_RUN.search(doc.text) else _ENCODED_NO_BASE64
-    for m in pattern.finditer(doc.text):
-        size = m.end() - m.start()
-        if size > 1024:
-            return 1.0
-        matched += size
+    for pattern in patterns + _HEX_UNICODE:
+        for m in pattern.finditer(doc.text):
+            size = m.end() - m.start()
+            if size > 1024:
+                return 1.0
+            matched += size
     return float(matched > 0.5 * len(doc.text))
 
 
@@ -358,7 +438,7 @@ def entropy_unigram(doc: Doc) -> float | None:
     total = sum(counts.values())
     if not total:
         return None
-    return -sum(c / total * math.log(c / total) for c in counts.values())
+    return round(-sum(c / total * math.log(c / total) for c in counts.values()), PRECISION)
 
 
 def _doc_lines(doc: Doc) -> list[str]:
@@ -379,45 +459,56 @@ def doc_frac_lines_dupe_lines(doc: Doc) -> float | None:
     return _ratio(sum(1 for line in lines if counts[line] > 1), len(lines))
 
 
-_READMORE = ("...", "…", "更多", "阅读全文", "read more")
+# quality_signals/doc.py `QSC_Doc_Frac_Lines_End_With_Readmore` and utils/constants.py `BULLETS`; both divide by
+# every raw line, blank ones included.
+_READMORE = ("...", "…", "全文", "详情", "详细", "更多", "المزيد", "تفاصيل", "اقرأ المزيد", "もっと", "詳細", "もっと読む")
+_BULLETS = tuple(chr(c) for c in (
+    0x2022, 0x2023, 0x2043, 0x204C, 0x204D, 0x2219, *range(0x25A0, 0x25B0), 0x25CB, 0x25CF, 0x25E6, 0x25C6, 0x25C7,
+    0x25C8, 0x25C9, 0x25CA, 0x25D0, 0x25D1, 0x25D2, 0x25D3, 0x25D4, 0x25D5, 0x25D6, 0x25D8, 0x25D9, 0x25E2, 0x25E3,
+    0x25E4, 0x25E5, 0x25EF, 0x2611, 0x2612, 0x2B1B, 0x2B1C, 0x2B24, 0x2B1E, 0x2B1F, 0x29BE))
 
 
 @signal("qsc_doc_frac_lines_end_with_readmore")
 def frac_lines_end_with_readmore(doc: Doc) -> float | None:
-    lines = _doc_lines(doc)
-    return _ratio(sum(1 for line in lines if line.lower().endswith(_READMORE)), len(lines))
-
-
-_BULLETS = ("\u2022", "\u2023", "\u25b6", "\u25c0", "\u25e6", "\u25a0", "\u25a1", "\u25aa", "\u25ab", "\u2013", "\u25cf", "-", "*")
+    hits = sum(1 for line in doc.lines if line.rstrip().rstrip("]】)>》").endswith(_READMORE))
+    return _ratio(hits, len(doc.lines))
 
 
 @signal("qsc_doc_frac_lines_start_with_bullet")
 def frac_lines_start_with_bullet(doc: Doc) -> float | None:
-    lines = _doc_lines(doc)
-    return _ratio(sum(1 for line in lines if line.startswith(_BULLETS)), len(lines))
+    return _ratio(sum(1 for line in doc.lines if line.lstrip().startswith(_BULLETS)), len(doc.lines))
 
 
-_RAW_WORD = re.compile(r"\w+|[^\w\s]+")
+def _raw_words(doc: Doc) -> list[str]:
+    """The released `raw_words`: the tokenizer on the raw (not normalised) text (wordpunct; zh: the jieba substitute)."""
+    if "_raw_words" not in doc.__dict__:
+        doc.__dict__["_raw_words"] = (_ZH_WORD if doc.natural_lang == "zh" else _WORD).findall(doc.text)
+    return doc.__dict__["_raw_words"]
 
 
 @signal("qsc_doc_frac_words_all_caps")
 def frac_words_all_caps(doc: Doc) -> float | None:
-    words = [w for w in _RAW_WORD.findall(doc.text) if any(c.isalpha() for c in w)]
-    return _ratio(sum(1 for w in words if w.isupper()), len(words))
+    """RedPajama `RPS_Doc_Frac_All_Caps_Words`: `str.isupper` words over all raw tokens (punctuation tokens too)."""
+    words = _raw_words(doc)
+    return _ratio(sum(map(str.isupper, words)), len(words))
 
 
 @signal("qsc_doc_frac_words_full_bracket")
 def frac_words_full_bracket(doc: Doc) -> float | None:
-    words = _RAW_WORD.findall(doc.text)
-    return _ratio(sum(1 for w in words if "【" in w or "】" in w), len(words))
+    """quality_signals/doc.py: tokens that are exactly "【" or "】", over all raw tokens."""
+    words = _raw_words(doc)
+    return _ratio(sum(1 for w in words if w in ("【", "】")), len(words))
 
 
-_SENTENCE_END = re.compile(r"[.!?。！？]+(?:\s|$)")
+# quality_signals/doc.py `QSC_Doc_Num_Sentences`, on the raw text.
+_SENTENCE = re.compile(r"\b[^.!?。！？؟]+[.!?。！？؟]*")
 
 
 @signal("qsc_doc_num_sentences")
-def num_sentences(doc: Doc) -> float:
-    return float(len(_SENTENCE_END.findall(doc.text.strip())) or (1 if doc.text.strip() else 0))
+def num_sentences(doc: Doc) -> float | None:
+    """The released rule is `x == 1`: a text with no sentence (no word character) never fires, so 0 is None
+    here (the configured bounds `[2, null]` would fire on it)."""
+    return float(len(_SENTENCE.findall(doc.text))) or None
 
 
 @signal("qsc_doc_num_lines")
@@ -430,26 +521,32 @@ def doc_frac_chars_hex_words(doc: Doc) -> float | None:
     return _ratio(sum(len(m) for m in _HEX_WORD.findall(doc.text)), len(doc.text))
 
 
-_LINK_OR_TAG = re.compile(r"\[[^\]\n]*\]\([^)\n]*\)|<[^<>\n]+>")
+# quality_signals/doc.py `QSC_Doc_Frac_Chars_Url_Html_Tag`: "(http...)" link targets and "<...>" tags, matched
+# separately and summed.
+_LINK = re.compile(r"\(https?://\S+\)")
+_TAG = re.compile(r"<.*?>")
 
 
 @signal("qsc_doc_frac_chars_hyperlink_html_tag")
 def frac_chars_hyperlink_html_tag(doc: Doc) -> float | None:
-    return _ratio(sum(len(m) for m in _LINK_OR_TAG.findall(doc.text)), len(doc.text))
+    count = sum(map(len, _LINK.findall(doc.text))) + sum(map(len, _TAG.findall(doc.text)))
+    return _ratio(count, len(doc.text))
 
 
 @signal("qsc_doc_frac_chars_alphabet")
 def doc_frac_chars_alphabet(doc: Doc) -> float | None:
+    non_ws, alpha, _, _ = _stats(doc)
+    if not non_ws:
+        return 0.0  # released: checked before the language
     if doc.natural_lang != "en" and not doc.options.fix_alphabet_non_en:
         return None  # released quirk: only computed for English
-    non_ws, alpha, _, _ = _stats(doc)
     return _ratio(alpha, non_ws)
 
 
 @signal("qsc_doc_frac_chars_digital")
 def doc_frac_chars_digital(doc: Doc) -> float | None:
     non_ws, _, digits, _ = _stats(doc)
-    return _ratio(digits, non_ws)
+    return _ratio(digits, non_ws) if non_ws else 1.0
 
 
 @signal("qsc_doc_frac_chars_curly_bracket")

@@ -449,7 +449,8 @@ TEXT_FAMILIES: dict[str, tuple[Family, str]] = {
     **{f"frac_chars_dupe_{n}grams": GENERAL_FAMILIES[f"frac_chars_dupe_{n}grams"] for n in range(5, 11)},
     "frac_chars_dupe_lines": (lines_family(lambda lang, w, k: (lambda ls: ls + ls[::-1])([lang.stmt(w.take(10)) for _ in range(k)]), n_base=24, per_line=8), "max"),
     "frac_lines_dupe_lines": (lines_family(dupe_lines(1), n_base=10, per_line=12), "max"),
-    "frac_lines_start_with_bullet": (lines_family(lambda lang, w, k: [f"- {lang.stmt(w.take(4))}" for _ in range(k)], n_base=4), "max"),
+    # released BULLETS (utils/constants.py) are symbols such as "•"; "-" and "*" list items are not bullets
+    "frac_lines_start_with_bullet": (lines_family(lambda lang, w, k: [f"\u2022 {lang.stmt(w.take(4))}" for _ in range(k)], n_base=4), "max"),
     "num_chars_min": GENERAL_FAMILIES["num_chars_min"],
     "num_lines_min": (num_lines_family, "min"),
     "num_words": (num_words_family, "min"),

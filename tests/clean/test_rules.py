@@ -42,7 +42,7 @@ def test_each_active_rule_fires_just_past_its_threshold(config):
     "name, passing, failing",
     [
         ("qsc_code_num_chars_line_max", "x" * 1000, "x" * 1001),
-        ("qsc_code_num_lines", "a\n" * 9, "a\n" * 8),
+        ("qsc_code_num_lines", "a\n" * 10, "a\n" * 9),  # a final newline ends a line (RedPajama split_paragraphs)
         ("qsc_code_frac_chars_replacement_symbols", "a" * 100 + "\ufffd", "a" * 98 + "\ufffd" * 2),
         ("qsc_code_num_words", " ".join(["w"] * 30), " ".join(["w"] * 29)),
         ("qsc_code_num_chars", "x" * 50, "x" * 49),

@@ -87,8 +87,19 @@ def stage_metrics(summaries: list[dict], **extra) -> dict:
         "train_seconds": round(sum(s["seconds"] for s in summaries), 3),
         "tokens_per_s": last.get("tokens_per_s"),
         "phases": {s["phase"]: s for s in summaries},
-        **extra,
+        **{key: project_relative(value) for key, value in extra.items()},
     }
+
+
+def project_relative(value):
+    """An absolute path inside the project folder as a relative one (metrics are compared across clones and
+    DVC experiment copies); anything else unchanged."""
+    if isinstance(value, str) and Path(value).is_absolute():
+        try:
+            return str(Path(value).relative_to(Path.cwd()))
+        except ValueError:
+            return value
+    return value
 
 
 def write_job_file(folder: Path, job: TrainJob) -> None:

@@ -221,3 +221,12 @@ def test_cpu_workers_keep_freed_memory_under_glibc():
     from tasks.train.loop import retain_freed_memory
 
     assert retain_freed_memory() is True
+
+
+def test_stage_metrics_name_project_paths_relative_to_the_project(tmp_path, monkeypatch):
+    from tasks.train.driver import project_relative
+
+    monkeypatch.chdir(tmp_path)
+    assert project_relative(str(tmp_path / "checkpoints" / "sft")) == "checkpoints/sft"
+    assert project_relative("/elsewhere/model") == "/elsewhere/model"
+    assert project_relative("models/anneal") == "models/anneal" and project_relative(3) == 3

@@ -199,16 +199,17 @@ def run_phase(job: TrainJob, phase: Phase, worker: Worker) -> dict:
     data = make_data(job, phase)
     total_steps = phase.schedule.total_steps
     engine, optimizer = build_engine(job, phase, model, worker)
-    start_step, resumed_from, last_loss = 0, None, None
+    start_step, resumed_from, first_loss, last_loss = 0, None, None, None
     if (folder / "latest").exists():
         _, client = engine.load_checkpoint(str(folder), load_optimizer_states=True, load_lr_scheduler_states=False)
-        start_step, resumed_from, last_loss = client["step"], client["step"], client.get("loss")
+        start_step, resumed_from = client["step"], client["step"]
+        first_loss, last_loss = client.get("first_loss"), client.get("loss")
         log.info("%s: resumed from step %d", phase.name, start_step)
     counts = data.source_counts_before(start_step) if isinstance(data, PackedMix) else None
     csv_file = open_csv(job.plot_csv, phase.step_offset + start_step) if worker.rank == 0 and job.plot_csv else None
     fpt = flops_per_token(model.config, data.seq_len)
     peak = peak_flops(job.engine.peak_tflops, cuda=worker.device.type == "cuda", num_threads=worker.num_threads)
-    first_loss, started, step, stopped, tokens_done = None, time.monotonic(), start_step, False, 0
+    started, step, stopped, tokens_done = time.monotonic(), start_step, False, 0
     engine.train()
     while step < total_steps:
         lr = lr_at(step, phase.schedule)
@@ -232,7 +233,7 @@ def run_phase(job: TrainJob, phase: Phase, worker: Worker) -> dict:
             log.info("%s step %d/%d loss %.4f lr %.3g tok/s %.0f", phase.name, step, total_steps, loss, lr, tokens_per_s)
         stopped = job.stop_after_steps is not None and step >= job.stop_after_steps and step < total_steps
         if step % job.checkpoint_every == 0 or step == total_steps or stopped:
-            save_checkpoint(engine, folder, step, loss, counts, job, worker)
+            save_checkpoint(engine, folder, step, {"loss": loss, "first_loss": first_loss}, counts, job, worker)
         if stopped:
             break
     if not stopped:
@@ -249,8 +250,10 @@ def run_phase(job: TrainJob, phase: Phase, worker: Worker) -> dict:
     return summary
 
 
-def save_checkpoint(engine, folder: Path, step: int, loss: float, counts, job: TrainJob, worker: Worker) -> None:
-    client = {"step": step, "loss": loss, "source_counts": None if counts is None else np.asarray(counts).tolist()}
+def save_checkpoint(engine, folder: Path, step: int, losses: dict, counts, job: TrainJob, worker: Worker) -> None:
+    """A DeepSpeed checkpoint whose client state carries the step, `losses` (this step's and the phase's first,
+    so a resumed phase reports the whole phase) and the data position."""
+    client = {"step": step, **losses, "source_counts": None if counts is None else np.asarray(counts).tolist()}
     engine.save_checkpoint(str(folder), tag=ckpt.tag(step), client_state=client)
     if worker.rank == 0:
         ckpt.prune(folder, job.keep_checkpoints)

@@ -61,4 +61,5 @@ def test_interrupted_run_resumes_exactly(packed_dir, tmp_path):
     assert straight[40] < straight[1]
     summary = json.loads((tmp_path / "resumed" / "ckpt" / "summary.json").read_text())
     assert summary["resumed_from"] == 20 and summary["steps_done"] == 40
+    assert summary["first_loss"] == pytest.approx(straight[1], abs=1e-5)  # the phase's first loss, kept across resumes
     assert (tmp_path / "resumed" / "model" / "model.safetensors").exists()

@@ -3,6 +3,7 @@
     python benchmarks/ablation_cache.py                  # the embedded default (tens of minutes on 2 cores)
     python benchmarks/ablation_cache.py --tiny           # tests/test_lifecycle.py's TINY params (quicker)
     python benchmarks/ablation_cache.py --name dedup_level --jobs 2 --keep /tmp/bench
+    python benchmarks/ablation_cache.py --skip-ablation  # only the deployment-vs-CLI comparison
 
 1. rerun_time_share: in a fresh committed copy of the project (empty DVC cache), `cookbook ablate <name>` is
    timed (every variant a DVC experiment, the comparison, the MLflow runs); then run again with nothing changed.
@@ -119,18 +120,21 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--jobs", type=int, default=1, help="experiments at a time (default: 1)")
     parser.add_argument("--keep", type=Path, help="work in this folder and keep it (default: a temporary one)")
     parser.add_argument("--skip-deployment", action="store_true", help="only the ablation figure")
+    parser.add_argument("--skip-ablation", action="store_true", help="only the deployment figure")
     args = parser.parse_args(argv)
     work = args.keep or Path(tempfile.mkdtemp(prefix="ablation-cache-"))
     work.mkdir(parents=True, exist_ok=True)
     try:
-        print(f"1. ablation {args.name} ({'tiny' if args.tiny else 'embedded default'}) in {work}/ablation", flush=True)
-        project = work / "ablation"
-        project.mkdir()
-        env = copy_project(project, args.tiny)
-        first = timed_ablation(project, env, args.name, args.jobs)
-        second = timed_ablation(project, env, args.name, args.jobs)
-        figures = {"ablation": args.name, "tiny": args.tiny, "first_run_s": round(first, 1),
-                   "rerun_s": round(second, 1), "rerun_time_share": round(second / first, 4)}
+        figures = {"tiny": args.tiny}
+        if not args.skip_ablation:
+            print(f"1. ablation {args.name} ({'tiny' if args.tiny else 'embedded default'}) in {work}/ablation", flush=True)
+            project = work / "ablation"
+            project.mkdir()
+            env = copy_project(project, args.tiny)
+            first = timed_ablation(project, env, args.name, args.jobs)
+            second = timed_ablation(project, env, args.name, args.jobs)
+            figures.update(ablation=args.name, first_run_s=round(first, 1), rerun_s=round(second, 1),
+                           rerun_time_share=round(second / first, 4))
         if not args.skip_deployment:
             print("2. lifecycle from the Prefect deployment vs dvc repro", flush=True)
             deployed, cli = work / "deployment", work / "cli"

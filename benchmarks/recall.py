@@ -13,9 +13,12 @@ thread; both sides start from raw text (both normalise; sklearn's time includes 
 `TfidfVectorizer.transform`, as ours includes BPE); times are CPU seconds of this process (`time.process_time`,
 so waiting for a core another process holds does not count), the repetitions alternate ours/sklearn
 so cache pressure from other processes hits both alike, and each figure is the best of `REPEATS`. Ours is timed cold: the BPE
-word cache is emptied before every repetition, so no repetition reuses work of an earlier one (the
-steady state of a long run, where most words are already cached, is estimated as `warm`: the scorer
+encoder's caches (word and piece dicts, the numba word/piece table, the tokenizer model's own piece cache)
+are emptied back to the vocabulary before every repetition, so no repetition reuses work of an earlier one
+(the steady state of a long run, where most words are already cached, is estimated as `warm`: the scorer
 first scores one half of the documents, then is timed on the other half, against sklearn on that half).
+Ours is also split into its two phases (raw text -> BPE ids, `BpeEncoder.text_ids`; ids -> probabilities,
+`FastTextScorer`), timed cold in separate repetitions after the others.
 """
 
 from __future__ import annotations
@@ -70,7 +73,14 @@ def scoring_seconds(docs: list[str], model: str, tok: str, baseline, max_chars: 
         score_texts(seen, model, tok, max_chars)
         warm.append(timed(lambda: score_texts(unseen, model, tok, max_chars)))
         sk_half.append(timed(lambda: sk_score(unseen)))
-    return {"ours": min(cold), "sklearn": min(sk), "ours_warm_half": min(warm), "sklearn_half": min(sk_half)}
+    scorer, ids_s, model_s = load(model, tok)[0], [], []
+    for _ in range(REPEATS):
+        encoder.clear()
+        ids_s.append(timed(lambda: encoder.text_ids(docs, max_chars)))
+        ids, lengths = encoder.text_ids(docs, max_chars)
+        model_s.append(timed(lambda: scorer.code_probability(ids, lengths)))
+    return {"ours": min(cold), "sklearn": min(sk), "ours_warm_half": min(warm), "sklearn_half": min(sk_half),
+            "ours_ids": min(ids_s), "ours_model": min(model_s)}
 
 
 def family_accuracy(scores, threshold: float) -> dict[str, float]:
@@ -120,7 +130,8 @@ def main() -> None:
     sk_f1 = precision_recall(labels, sk_heldout, cfg.threshold)["f1"]
     print(f"loop: {len(results)} rounds in {loop_s:.1f}s; scoring {len(docs)} docs ({mb:.2f} MB) on one core: "
           f"ours {ours_s:.3f}s cold, sklearn {sk_s:.3f}s; half of them after the other half: ours {secs['ours_warm_half']:.3f}s, "
-          f"sklearn {secs['sklearn_half']:.3f}s; sklearn held-out F1 {sk_f1:.3f}; "
+          f"sklearn {secs['sklearn_half']:.3f}s; ours cold = ids {secs['ours_ids']:.3f}s + fastText {secs['ours_model']:.3f}s; "
+          f"sklearn held-out F1 {sk_f1:.3f}; "
           f"load average {os.getloadavg()[0]:.1f}")
     print(json.dumps({
         "f1": round(results[-1].metrics["heldout"]["f1"], 4),
@@ -138,6 +149,8 @@ def main() -> None:
         "warm_speedup_vs_sklearn": round(secs["sklearn_half"] / secs["ours_warm_half"], 3),
         "sklearn_docs_per_s_per_core": round(len(docs) / sk_s, 1),
         "sklearn_mb_per_s_per_core": round(mb / sk_s, 3),
+        "ours_ids_s": round(secs["ours_ids"], 4),
+        "ours_fasttext_s": round(secs["ours_model"], 4),
         "speedup_vs_sklearn": round(sk_s / ours_s, 3),
     }))
 

@@ -4,9 +4,10 @@
 single-threaded (deterministic for a seed) and saves `model.bin` next to the BPE `tokenizer.json`.
 `score_batch` is the pure batch function the runner maps on Ray: it loads the pair once per worker
 process and returns `id` and `score` (probability of `code`) for every row of the batch. Scoring does
-not go through fastText's text interface: `BpeEncoder` gives token ids (cached per word, exactly the
-tokenizer's), and `FastTextScorer` evaluates the trained fastText model on a whole batch of them in
-numpy (same probabilities, see its docstring), 5x faster than lines + `model.predict`.
+not go through fastText's text interface: `BpeEncoder.text_ids` gives the token ids of the raw texts
+(normalised, cached per word, exactly the tokenizer's), and `FastTextScorer` evaluates the trained
+fastText model on a whole batch of them in numba, numpy without it (same probabilities, see its docstring), 5x faster than
+lines + `model.predict`.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from tasks.recall.text import BpeEncoder, load_bpe, normalize, normalized_words, train_bpe
+from tasks.recall.text import BpeEncoder, load_bpe, normalize, train_bpe
 
 CODE, OTHER = "__label__code", "__label__other"
 
@@ -210,7 +211,7 @@ def load(model_path: str, tok_path: str) -> tuple[FastTextScorer, BpeEncoder]:
 def score_texts(texts: list[str | None], model_path: str, tok_path: str, max_chars: int) -> np.ndarray:
     """Probability of `code` for each text (0.0 for empty or missing text)."""
     scorer, encoder = load(str(model_path), str(tok_path))
-    ids, lengths = encoder.batch_ids([normalized_words(t or "", max_chars) for t in texts])
+    ids, lengths = encoder.text_ids(texts, max_chars)
     return np.clip(scorer.code_probability(ids, lengths), 0.0, 1.0)
 
 

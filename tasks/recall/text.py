@@ -712,14 +712,17 @@ class BpeEncoder:
         word_entries = np.empty((buf.size + len(parts)) // 2 + len(parts) + 1, np.int64)
         word_counts = np.zeros(len(parts), np.int64)
         table.state[3:] = 0
-        t = 0
+        t, stuck = 0, -1
         while t < len(parts):
             t = _encode_words(buf, starts, modes, max_chars, t, word_entries, word_counts, table.state, table.pending,
                               *table.arrays(), *self._bpe)
             if table.state[4]:
                 self._resolve_pending()
             if t < len(parts):
+                if t == stuck:  # cannot happen: `reserve` makes the room `_encode_words` checks for
+                    raise RuntimeError(f"no room in the word table for text {t}")
                 table.reserve(*_room(int(starts[t + 1] - starts[t])))
+                stuck = t
         return _gather_ids(word_entries[: table.state[3]], word_counts, table.e_vstart, table.e_vlen, table.vals)
 
     def _resolve_pending(self) -> None:

@@ -38,6 +38,8 @@ DOC_SCHEMA = pa.schema(
 """Columns every document row carries (DESIGN.md, data contracts); stages may add more."""
 
 DROPPED = "dropped"
+ROW_GROUP_ROWS = 10_000
+"""Rows per Parquet row group of written shards: the unit the runner splits work by (`runner.plan_slices`)."""
 
 
 class MissingInputError(FileNotFoundError):
@@ -143,7 +145,7 @@ class ShardWriter:
         table = pa.concat_tables(parts, promote_options="default")
         folder = self.folder if kind == "kept" else self.folder / DROPPED
         folder.mkdir(parents=True, exist_ok=True)
-        pq.write_table(table, folder / f"part-{self._num_shards[kind]:05d}.parquet")
+        pq.write_table(table, folder / f"part-{self._num_shards[kind]:05d}.parquet", row_group_size=ROW_GROUP_ROWS)
         self._schemas[kind] = table.schema
         self._num_shards[kind] += 1
         self._parts[kind], self._buffered[kind] = [], 0

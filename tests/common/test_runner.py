@@ -3,7 +3,8 @@
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from tasks.common.runner import map_batches, map_items
+from tasks.common.runner import map_batches, map_items, plan_slices
+from tasks.common.shards import list_shards
 
 
 def square(batch: pa.Table, offset: int) -> pa.Table:
@@ -22,3 +23,21 @@ def test_map_batches_on_local_ray_keeps_order(tmp_path):
 def test_map_items_runs_every_item():
     out = pa.concat_tables(list(map_items(square, [{"x": i} for i in range(50)], fn_kwargs={"offset": 0}, num_workers=2, batch_size=8)))
     assert sorted(out.column("y").to_pylist()) == [i * i for i in range(50)]
+
+
+def test_slices_are_whole_row_groups_in_order_and_split_one_big_shard(tmp_path):
+    pq.write_table(pa.table({"x": list(range(1000))}), tmp_path / "part-0.parquet", row_group_size=100)
+    pq.write_table(pa.table({"x": list(range(1000, 1050))}), tmp_path / "part-1.parquet", row_group_size=100)
+    pq.write_table(pa.table({"x": pa.array([], pa.int64())}), tmp_path / "part-2.parquet")
+    slices = plan_slices(list_shards(tmp_path), num_workers=2)
+    assert len(slices) >= 8, "one shard of 10 row groups feeds 2 workers x 4 tasks"
+    flat = [(path.rsplit("/", 1)[1], g) for s in slices for path, groups in s for g in groups]
+    assert flat == [("part-0.parquet", g) for g in range(10)] + [("part-1.parquet", 0)]
+    out = pa.concat_tables(list(map_batches(square, tmp_path, fn_kwargs={"offset": 0}, num_workers=2, batch_size=30)))
+    assert out.column("x").to_pylist() == list(range(1050))
+    assert plan_slices(list_shards(tmp_path), num_workers=1) and len(plan_slices(list_shards(tmp_path), 1)) < len(slices)
+
+
+def test_map_batches_of_only_empty_shards_yields_nothing(tmp_path):
+    pq.write_table(pa.table({"x": pa.array([], pa.int64())}), tmp_path / "part-0.parquet")
+    assert list(map_batches(square, tmp_path, fn_kwargs={"offset": 0})) == []

@@ -6,12 +6,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tasks.recall import text
+from tasks.recall import bpe_kernels
 from tasks.recall.text import BpeEncoder, normalize, normalized_words
 
 from tests.recall.test_text import AWKWARD, shipped, tok  # noqa: F401  (module fixtures)
 
-pytestmark = pytest.mark.skipif(text.numba is None, reason="numba is not installed")
+pytestmark = pytest.mark.skipif(bpe_kernels.numba is None, reason="numba is not installed")
 
 EDGES = [
     None, "", " ", " \n\t\x1c\x1f ", "x", "A", "ABC Def gHI", "a" * 100, "a" * 5000, ("word " * 900).strip(),
@@ -19,7 +19,7 @@ EDGES = [
     "http://example.com/a_b?c=d&e=%20f#x " * 3, "snake_case_identifier_" * 5, "ab" * 40 + " " + "ba" * 40,
     "café latte", "naïve " * 800, "x " * 3000 + "é", "é " + "y" * 9000, "\x00\x07\x1b[0m\x7f", "\x85 \u2028 \u3000",
 ]
-"""Cases besides AWKWARD: missing, blank, upper case, long words (the heap merge: > `_SCAN_MAX` bytes),
+"""Cases besides AWKWARD: missing, blank, upper case, long words (the heap merge: > `bpe_kernels._SCAN_MAX` bytes),
 contractions, texts longer than max_chars (ASCII and not, cut inside a word or after a space)."""
 
 

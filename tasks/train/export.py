@@ -3,12 +3,16 @@
 The folder holds the LlamaForCausalLM weights (safetensors) and config, the tokenizer with the
 OpenCoder chat template, a generation config (chat models also stop at <|im_end|>) and
 `cookbook.json` (stage, phase, steps, tokenizer hash, preset) that later stages check. `log_model`
-then logs the folder as an MLflow model (weights and tokenizer) of the stage's run.
+then logs the folder as an MLflow model (weights and tokenizer) of the stage's run, with the Hugging Face
+Hub switched off: MLflow would otherwise look the model's local name (`models/pretrain`) up on the Hub for a
+model card and license, with retries (about 25 s a stage offline, and a request to the Hub online).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 EXPORT_META = "cookbook.json"
@@ -49,15 +53,37 @@ def log_model(folder: Path, tracker_uri: str | None, run_id: str | None, name: s
 
     components = {"model": AutoModelForCausalLM.from_pretrained(str(folder)),
                   "tokenizer": AutoTokenizer.from_pretrained(str(folder))}
+    meta = read_meta(folder)
     mlflow.set_tracking_uri(tracker_uri)
-    with mlflow.start_run(run_id=run_id):  # re-opens the stage's run; the stage closes it with its final status
+    with mlflow.start_run(run_id=run_id), hub_offline():  # re-opens the stage's run; the stage closes it
         info = mlflow.transformers.log_model(
-            components, name=name, task="text-generation",
+            components, name=name, task="text-generation", model_card=model_card(name, meta),
             # pinned here: MLflow would otherwise infer requirements in a subprocess (slow)
             pip_requirements=[f"torch=={torch.__version__.split('+')[0]}", f"transformers=={transformers.__version__}"],
-            metadata=read_meta(folder),
+            metadata=meta,
         )
     return info.model_uri
+
+
+@contextlib.contextmanager
+def hub_offline() -> Iterator[None]:
+    """Hugging Face Hub calls fail at once (no request) inside the block."""
+    from huggingface_hub import constants
+
+    before = constants.HF_HUB_OFFLINE
+    constants.HF_HUB_OFFLINE = True
+    try:
+        yield
+    finally:
+        constants.HF_HUB_OFFLINE = before
+
+
+def model_card(name: str, meta: dict):
+    """The logged model's README: what trained it (from `cookbook.json`)."""
+    from huggingface_hub import ModelCard
+
+    lines = "\n".join(f"- {key}: {value}" for key, value in sorted(meta.items()))
+    return ModelCard(f"---\ntags: [opencoder-cookbook, {name}]\n---\n# {name}\n\nTrained by OpenCoder Cookbook.\n\n{lines}\n")
 
 
 def read_meta(folder: str | Path) -> dict:

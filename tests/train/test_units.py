@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -230,3 +231,33 @@ def test_stage_metrics_name_project_paths_relative_to_the_project(tmp_path, monk
     assert project_relative(str(tmp_path / "checkpoints" / "sft")) == "checkpoints/sft"
     assert project_relative("/elsewhere/model") == "/elsewhere/model"
     assert project_relative("models/anneal") == "models/anneal" and project_relative(3) == 3
+
+
+def test_log_model_asks_the_hub_nothing_and_writes_a_local_model_card(tmp_path, monkeypatch):
+    import socket
+
+    import mlflow
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    from tasks.train.export import EXPORT_META, log_model
+
+    tok = train_bpe(CODE, vocab_size=300)
+    save_tokenizer(tok, tmp_path / "tok", 64)
+    folder = tmp_path / "models" / "pretrain"
+    LlamaForCausalLM(LlamaConfig(vocab_size=len(AutoTokenizer.from_pretrained(tmp_path / "tok")), hidden_size=16,
+                                 intermediate_size=32, num_hidden_layers=1, num_attention_heads=2,
+                                 num_key_value_heads=2)).save_pretrained(folder)
+    AutoTokenizer.from_pretrained(tmp_path / "tok").save_pretrained(folder)
+    (folder / EXPORT_META).write_text(json.dumps({"stage": "pretrain", "steps": 3}))
+    looked_up = []
+    real_getaddrinfo = socket.getaddrinfo
+    monkeypatch.setattr(socket, "getaddrinfo", lambda host, *a, **k: looked_up.append(host) or real_getaddrinfo(host, *a, **k))
+    monkeypatch.chdir(tmp_path)  # the model's name is the relative path models/pretrain, as in a stage
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    mlflow.set_tracking_uri(uri)
+    run = mlflow.MlflowClient(uri).create_run(mlflow.MlflowClient(uri).create_experiment("t", artifact_location=str(tmp_path / "art")))
+    model_uri = log_model(Path("models/pretrain"), uri, run.info.run_id, name="pretrain")
+    assert not [h for h in looked_up if "huggingface" in str(h)], looked_up
+    location = mlflow.MlflowClient(uri).get_logged_model(model_uri.rsplit("/", 1)[1]).artifact_location
+    card = (Path(location.removeprefix("file://")) / "model_card.md").read_text()
+    assert "Trained by OpenCoder Cookbook" in card and "- steps: 3" in card

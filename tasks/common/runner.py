@@ -61,6 +61,9 @@ def ensure_ray(ray_address: str | None = None, num_cpus: int | None = None) -> N
     # spends 3-30 s of wall time listing a handful of local files on a loaded 2-core machine, V1 under 1 s.
     ctx.use_datasource_v2 = False
     ctx.execution_options.preserve_order = True
+    # Our datasets are one map operator: a resource reservation per operator only holds its tasks back
+    # (dedup signature pass on 300k docs, 2 workers: 12.3-12.7 s with it, 11.4-12.3 s without).
+    ctx.op_resource_reservation_enabled = False
     ctx.enable_progress_bars = False
     ctx.print_on_execution_start = False
 

@@ -22,6 +22,8 @@ log = logging.getLogger(__name__)
 JOB_FILE = "job.json"
 MODEL_CONFIG = "model_config.json"
 SUMMARY = "summary.json"
+LOSS_ROWS = "loss.csv"
+"""The phase's loss CSV rows, kept with its checkpoints (`loop.LossLog`)."""
 RAY_DIR = "ray"
 """Ray Train's storage folder inside a stage's checkpoint folder (never wiped by `prepare`)."""
 

@@ -206,7 +206,9 @@ def run_phase(job: TrainJob, phase: Phase, worker: Worker) -> dict:
         first_loss, last_loss = client.get("first_loss"), client.get("loss")
         log.info("%s: resumed from step %d", phase.name, start_step)
     counts = data.source_counts_before(start_step) if isinstance(data, PackedMix) else None
-    csv_file = open_csv(job.plot_csv, phase.step_offset + start_step) if worker.rank == 0 and job.plot_csv else None
+    csv_file = (LossLog(job.plot_csv, folder / ckpt.LOSS_ROWS, phase.step_offset, start_step)
+                if worker.rank == 0 and job.plot_csv else None)
+    earlier = json.loads((folder / ckpt.SUMMARY).read_text()) if start_step >= total_steps and (folder / ckpt.SUMMARY).exists() else {}
     fpt = flops_per_token(model.config, data.seq_len)
     peak = peak_flops(job.engine.peak_tflops, cuda=worker.device.type == "cuda", num_threads=worker.num_threads)
     started, step, stopped, tokens_done = time.monotonic(), start_step, False, 0
@@ -226,7 +228,7 @@ def run_phase(job: TrainJob, phase: Phase, worker: Worker) -> dict:
         last_loss = loss
         shown = phase.step_offset + step
         if csv_file:
-            csv_file.writerow([shown, f"{loss:.6f}", f"{lr:.6g}", f"{tokens_per_s:.1f}"])
+            csv_file.write([shown, f"{loss:.6f}", f"{lr:.6g}", f"{tokens_per_s:.1f}"])
         if step % job.log_every == 0 or step == total_steps:
             mfu = fpt * tokens_per_s / (peak * worker.world_size) if peak else None
             worker.tracker.log_metrics({"loss": loss, "lr": lr, "tokens_per_s": tokens_per_s, **({"mfu": mfu} if mfu else {})}, step=shown)
@@ -244,6 +246,8 @@ def run_phase(job: TrainJob, phase: Phase, worker: Worker) -> dict:
                "seconds": round(time.monotonic() - started, 3), "flops_per_token": fpt,
                "tokens_per_s": tokens_done / max(1e-9, time.monotonic() - started),
                "mfu": fpt * tokens_done / max(1e-9, time.monotonic() - started) / (peak * worker.world_size) if peak else None}
+    if tokens_done == 0 and earlier:  # a finished phase resumed: its throughput is the run's that trained it
+        summary.update({k: earlier.get(k) for k in ("tokens_per_s", "mfu")})
     if worker.rank == 0:
         (folder / ckpt.SUMMARY).write_text(json.dumps(summary))
     dist.barrier()
@@ -259,17 +263,37 @@ def save_checkpoint(engine, folder: Path, step: int, losses: dict, counts, job: 
         ckpt.prune(folder, job.keep_checkpoints)
 
 
-def open_csv(path: str, keep_until_step: int):
-    """Open the loss CSV for appending, dropping rows after `keep_until_step` (re-done after a resume)."""
+class LossLog:
+    """The loss CSV of a job (`plot_csv`, all phases, steps shifted by each phase's offset), with a copy of the
+    phase's own rows in its checkpoint folder. `dvc repro` deletes the plot CSV before a stage re-runs, but
+    not the checkpoints: a phase resumed from its checkpoint (a finished one too) takes its earlier rows back
+    from the copy, so the curve stays whole. Rows after the resumed step are dropped (they are re-done)."""
+
+    def __init__(self, plot_csv: str | Path, copy: Path, step_offset: int, start_step: int) -> None:
+        resumed_until = step_offset + start_step
+        earlier = [r for r in read_rows(plot_csv) if int(r[0]) <= step_offset]  # earlier phases of this job
+        phase_rows = read_rows(copy) or read_rows(plot_csv)
+        phase_rows = [r for r in phase_rows if step_offset < int(r[0]) <= resumed_until] if start_step > 0 else []
+        self.files = [open_rows(plot_csv, earlier + phase_rows), open_rows(copy, phase_rows)]
+
+    def write(self, row: list) -> None:
+        for writer in self.files:
+            writer.writerow(row)
+
+
+def read_rows(path: str | Path) -> list[list[str]]:
+    """Data rows of a loss CSV ([] when it does not exist)."""
+    if not Path(path).exists():
+        return []
+    with open(path, newline="") as f:
+        return [r for r in list(csv.reader(f))[1:] if r]
+
+
+def open_rows(path: str | Path, rows: list[list[str]]):
+    """A CSV writer on `path`, which now holds the header and `rows` (line-buffered, for live plots)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    rows = []
-    if path.exists() and keep_until_step > 0:
-        with open(path) as f:
-            rows = [r for r in csv.reader(f)][1:]
-        rows = [r for r in rows if r and int(r[0]) <= keep_until_step]
-    f = open(path, "w", newline="", buffering=1)
-    writer = csv.writer(f)
+    writer = csv.writer(open(path, "w", newline="", buffering=1))
     writer.writerow(CSV_COLUMNS)
     writer.writerows(rows)
     return writer

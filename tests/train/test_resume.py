@@ -63,3 +63,16 @@ def test_interrupted_run_resumes_exactly(packed_dir, tmp_path):
     assert summary["resumed_from"] == 20 and summary["steps_done"] == 40
     assert summary["first_loss"] == pytest.approx(straight[1], abs=1e-5)  # the phase's first loss, kept across resumes
     assert (tmp_path / "resumed" / "model" / "model.safetensors").exists()
+
+
+def test_rerun_of_a_finished_phase_keeps_its_curve_and_throughput_after_dvc_deleted_the_plot(packed_dir, tmp_path):
+    job = make_job(packed_dir, tmp_path, stop_after=None)
+    train_loop(to_plain(job))
+    before = (tmp_path / "loss.csv").read_text()
+    summary = json.loads((tmp_path / "ckpt" / "summary.json").read_text())
+    (tmp_path / "loss.csv").unlink()  # `dvc repro` removes a stage's outputs before running it again
+    train_loop(to_plain(job))
+    assert (tmp_path / "loss.csv").read_text() == before and len(losses(tmp_path / "loss.csv")) == 40
+    again = json.loads((tmp_path / "ckpt" / "summary.json").read_text())
+    assert again["resumed_from"] == 40 and again["first_loss"] == summary["first_loss"]
+    assert again["tokens_per_s"] == summary["tokens_per_s"] > 0

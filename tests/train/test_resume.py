@@ -6,46 +6,17 @@ with real DeepSpeed (ZeRO-2, torch AdamW client optimizer) on CPU.
 
 from __future__ import annotations
 
-import csv
 import json
-import os
-from pathlib import Path
 
 import pytest
 
-from tasks.train.job import DataSpec, Engine, ModelInit, Phase, ScheduleSpec, TrainJob, to_plain
+from tasks.train.job import to_plain
 from tasks.train.loop import train_loop
 
-from .conftest import MICRO_PRESET
+from .conftest import loss_rows as losses
+from .conftest import micro_job as make_job
 
-
-@pytest.fixture(scope="module", autouse=True)
-def single_process_group():
-    env = {"RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "1", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "29533"}
-    old = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    yield
-    for k, v in old.items():
-        if v is None:
-            os.environ.pop(k, None)
-        else:
-            os.environ[k] = v
-
-
-def make_job(data: Path, root: Path, *, stop_after: int | None) -> TrainJob:
-    phase = Phase(name="pretrain", model=ModelInit(preset=MICRO_PRESET),
-                  data=DataSpec(kind="packed", sources={str(data): 1.0}),
-                  schedule=ScheduleSpec(kind="wsd", peak_lr=3e-3, warmup_steps=5, total_steps=40),
-                  global_batch_size=4, micro_batch_size=2, checkpoint_dir=str(root / "ckpt"), export_dir=str(root / "model"))
-    engine = Engine(zero_stage=2, precision="fp32", weight_decay=0.1, adam_beta1=0.9, adam_beta2=0.95, adam_eps=1e-8,
-                    gradient_clipping=1.0, gradient_checkpointing=False, num_threads=1, peak_tflops=None)
-    return TrainJob(stage="pretrain", tokenizer_dir=str(data / "tokenizer"), phases=(phase,), engine=engine, seed=0,
-                    log_every=10, checkpoint_every=10, stop_after_steps=stop_after, plot_csv=str(root / "loss.csv"))
-
-
-def losses(csv_path: Path) -> dict[int, float]:
-    with open(csv_path) as f:
-        return {int(r["step"]): float(r["loss"]) for r in csv.DictReader(f)}
+pytestmark = pytest.mark.usefixtures("single_process_group")
 
 
 def test_interrupted_run_resumes_exactly(packed_dir, tmp_path):

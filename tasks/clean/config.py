@@ -13,6 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from tasks.common.config import ConfigError
+
 Bounds = tuple[float | None, float | None]
 RuleSet = dict[str, Bounds | None]
 
@@ -234,12 +236,12 @@ class CleanConfig:
         for section, expected in (("code_rules", CODE_LANGS), ("text_rules", TEXT_LANGS)):
             got = getattr(self, section)
             if set(got) != set(expected):
-                raise ValueError(f"clean.{section}: expected configs {list(expected)}, got {sorted(got)}")
+                raise ConfigError(f"clean.{section}: expected configs {list(expected)}, got {sorted(got)}")
         check_rule_names(self)
         from tasks.clean.rulesets import stack_rules
 
         if self.min_stars < 0:
-            raise ValueError(f"clean.min_stars: must be >= 0 (0 = off), got {self.min_stars}")
+            raise ConfigError(f"clean.min_stars: must be >= 0 (0 = off), got {self.min_stars}")
         if self.ruleset == "stack":
             stack_rules()  # a typo in the data file fails at load time
 

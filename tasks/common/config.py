@@ -95,6 +95,10 @@ def build(cls: type, raw: Mapping[str, Any], prefix: str = "") -> Any:
         return cls(**kwargs)
     except TypeError as err:  # a required field without default
         raise ConfigError(f"{prefix or cls.__name__}: {err}") from None
+    except ConfigError:
+        raise
+    except ValueError as err:  # a check in __post_init__ (or a helper it calls) that raised a plain ValueError
+        raise ConfigError(str(err)) from None
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:

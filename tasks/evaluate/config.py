@@ -2,6 +2,8 @@
 
 from dataclasses import dataclass, field
 
+from tasks.common.config import ConfigError
+
 
 @dataclass(frozen=True, kw_only=True)
 class EvaluateConfig:
@@ -52,8 +54,8 @@ class EvaluateConfig:
 
     def __post_init__(self):
         if self.backend not in ("hf", "vllm", "openai"):
-            raise ValueError(f"evaluate.backend: expected hf, vllm or openai, got {self.backend!r}")
+            raise ConfigError(f"evaluate.backend: expected hf, vllm or openai, got {self.backend!r}")
         if self.model_type not in ("auto", "base", "chat"):
-            raise ValueError(f"evaluate.model_type: expected auto, base or chat, got {self.model_type!r}")
+            raise ConfigError(f"evaluate.model_type: expected auto, base or chat, got {self.model_type!r}")
         if self.num_samples < 1 or self.batch_size < 1 or self.max_new_tokens < 1:
-            raise ValueError("evaluate.num_samples, batch_size and max_new_tokens must be >= 1")
+            raise ConfigError("evaluate.num_samples, batch_size and max_new_tokens must be >= 1")

@@ -1,10 +1,11 @@
 """The Ray runner: the one place that maps a pure batch function over a dataset.
 
 Stages write their logic as `fn(batch: pa.Table, **kwargs) -> pa.Table` and never import Ray.
-`map_batches` cuts the input shards into slices of whole Parquet row groups (`plan_slices`), makes
-them a Ray Data dataset of slice descriptions and maps one task per slice on `num_workers` parallel
-tasks: the task reads its row groups itself, applies `fn` to every `batch_size` rows and returns one
-table. Results stream back to the driver in input order, so stage outputs are deterministic.
+`map_batches` cuts the input shards into slices of consecutive rows (`plan_slices`: whole Parquet row
+groups, or row ranges inside a row group that is larger than a slice, so one shard of one row group
+still spreads over every worker), makes them a Ray Data dataset of slice descriptions and maps one task
+per slice on `num_workers` parallel tasks: the task reads its rows itself, applies `fn` to every
+`batch_size` rows and returns one table. Results stream back to the driver in input order, so stage outputs are deterministic.
 `map_items` maps `fn` over in-memory rows, `batch_size` at a time. Locally `ray.init()` starts a private
 instance; `RAY_ADDRESS` or `compute.ray_address` points the same code at a cluster.
 
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
@@ -29,13 +31,14 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from tasks.common.shards import list_shards
+from tasks.common.shards import list_shards, open_parquet
 
 log = logging.getLogger(__name__)
 
 BatchFn = Callable[..., pa.Table]
-Slice = list[tuple[str, list[int]]]
-"""Row groups of one or more shards, read and processed by one task: [(path, [row group index, ...]), ...]."""
+Slice = list[tuple[str, int, int, int]]
+"""Row ranges of one or more shards, read and processed by one task: [(path, row group, start, stop), ...]
+(`start`/`stop`: rows within the row group, stop exclusive)."""
 
 TASKS_PER_WORKER = 4
 """Slices per worker: enough for every worker to stay busy when slices take unequal time."""
@@ -82,35 +85,74 @@ def _apply(ds, fn: BatchFn, fn_kwargs: dict, num_workers: int, batch_size: int):
     )
 
 
-def plan_slices(shards: Sequence[Path], num_workers: int) -> list[Slice]:
-    """Consecutive whole row groups of the shards, in order, about `1 / (num_workers * TASKS_PER_WORKER)` of
-    the input's bytes each (at most `MAX_SLICE_BYTES`, at least one row group); empty row groups are left out."""
+def _row_group_pieces(shards: Sequence[Path]) -> list[tuple[str, int, int, int]]:
+    """(path, row group, rows, uncompressed bytes) of every non-empty row group, in order."""
     groups = []
     for path in shards:
-        meta = pq.ParquetFile(path).metadata
-        groups += [(str(path), g, meta.row_group(g).total_byte_size) for g in range(meta.num_row_groups) if meta.row_group(g).num_rows]
+        meta = open_parquet(path).metadata
+        groups += [(str(path), g, meta.row_group(g).num_rows, meta.row_group(g).total_byte_size)
+                   for g in range(meta.num_row_groups) if meta.row_group(g).num_rows]
+    return groups
+
+
+def split_rows(num_rows: int, num_pieces: int) -> list[tuple[int, int]]:
+    """`[start, stop)` row ranges cutting `num_rows` into `num_pieces` near-equal consecutive pieces."""
+    num_pieces = max(1, min(num_rows, num_pieces))
+    bounds = [num_rows * k // num_pieces for k in range(num_pieces + 1)]
+    return list(zip(bounds[:-1], bounds[1:]))
+
+
+def plan_slices(shards: Sequence[Path], num_workers: int) -> list[Slice]:
+    """Consecutive row ranges of the shards, in order, about `1 / (num_workers * TASKS_PER_WORKER)` of the
+    input's bytes each (at most `MAX_SLICE_BYTES`). A row group larger than that is cut into row ranges, so
+    one shard of one big row group still feeds every worker; smaller ones are packed whole. Empty row
+    groups are left out."""
+    groups = _row_group_pieces(shards)
     target = min(MAX_SLICE_BYTES, sum(size for *_, size in groups) / max(1, num_workers * TASKS_PER_WORKER))
     slices: list[Slice] = []
-    current: dict[str, list[int]] = {}
-    filled = 0
-    for path, group, size in groups:
-        if current and filled + size > target:
-            slices.append(list(current.items()))
-            current, filled = {}, 0
-        current.setdefault(path, []).append(group)
-        filled += size
+    current: Slice = []
+    filled = 0.0
+    for path, group, rows, size in groups:
+        ranges = split_rows(rows, math.ceil(size / target) if target and size > target else 1)
+        for start, stop in ranges:
+            piece_size = size * (stop - start) / rows
+            if current and filled + piece_size > target * (1 + 1e-9):
+                slices.append(current)
+                current, filled = [], 0.0
+            current.append((path, group, start, stop))
+            filled += piece_size
     if current:
-        slices.append(list(current.items()))
+        slices.append(current)
     return slices
 
 
+def read_piece(path: str, group: int, start: int, stop: int, columns: list[str] | None) -> pa.Table:
+    """Rows `[start, stop)` of one row group; a whole row group is read at once, a part streamed in batches
+    up to `stop` (Parquet has no random access to rows inside a row group)."""
+    parquet = open_parquet(path)
+    if start == 0 and stop == parquet.metadata.row_group(group).num_rows:
+        return parquet.read_row_groups([group], columns=columns)
+    batches, seen = [], 0
+    for batch in parquet.iter_batches(batch_size=min(8192, stop - start), row_groups=[group], columns=columns):
+        if seen + batch.num_rows > start:
+            batches.append(batch.slice(max(0, start - seen), stop - max(seen, start)))
+        seen += batch.num_rows
+        if seen >= stop:
+            break
+    return pa.Table.from_batches(batches)
+
+
+def read_slice(spec: Slice, columns: list[str] | None) -> pa.Table:
+    """All rows of one slice, in order."""
+    return pa.concat_tables([read_piece(*piece, columns) for piece in spec], promote_options="default")
+
+
 def apply_to_slice(items: pa.Table, fn: BatchFn, fn_kwargs: dict, columns: list[str] | None, batch_size: int) -> pa.Table:
-    """Task body: read the slice's row groups and return `fn` of every `batch_size` rows, as one table."""
+    """Task body: read the slice's rows and return `fn` of every `batch_size` rows, as one table."""
     outputs = []
     for spec in items.column("slice").to_pylist():
-        for path, row_groups in json.loads(spec):
-            rows = pq.ParquetFile(path).read_row_groups(row_groups, columns=columns)
-            outputs += [fn(rows.slice(start, batch_size), **fn_kwargs) for start in range(0, rows.num_rows, batch_size)]
+        rows = read_slice(json.loads(spec), columns)
+        outputs += [fn(rows.slice(start, batch_size), **fn_kwargs) for start in range(0, rows.num_rows, batch_size)]
     return pa.concat_tables(outputs, promote_options="default")
 
 

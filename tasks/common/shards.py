@@ -1,14 +1,24 @@
-"""Parquet shard folders: the one hand-over format between stages.
+"""Parquet shard folders: the one hand-over format between stages, on any filesystem pyarrow speaks.
 
-A stage output folder holds `part-NNNNN.parquet` shards of kept rows and a `dropped/` sub-folder of
-removed rows (with `drop_reason`). Readers only look at top-level `*.parquet` files, so `dropped/`
-never leaks downstream. Writes are atomic: shards go to a temporary sibling folder that is renamed
-over the target only when the stage finished, so a killed stage leaves no half-written output.
+A stage output folder holds Parquet shards of kept rows and a `dropped/` sub-folder of removed rows
+(with `drop_reason`). Readers only look at top-level `*.parquet` files, so `dropped/` never leaks
+downstream. Folders are URIs (`/local/path`, `s3://bucket/prefix`, ...) resolved by `filesystem`.
+
+Two ways to write a folder atomically:
+- `commit_parts` (workers write): every map task writes its own parts under content-addressed names
+  (`part-<slice>-<sha256 prefix>.parquet`, so a re-run writes the same name for the same bytes and never
+  rewrites a file an older manifest lists), then the stage writes `_manifest.json` last, in one atomic
+  put or rename, and deletes the parts no manifest lists. `list_shards` reads the manifest where there is
+  one, so a reader never sees a partial stage and a re-run never duplicates rows; nothing renames
+  folders, which object storage cannot do.
+- `atomic_dir` (one process writes, local disk only): shards go to a temporary sibling folder that is
+  renamed over the target only when the stage finished.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import shutil
@@ -18,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 DOC_SCHEMA = pa.schema(
@@ -46,21 +57,67 @@ class MissingInputError(FileNotFoundError):
     """An input folder or file does not exist; the message says which and what to run."""
 
 
-def list_shards(folder: str | Path) -> list[Path]:
-    """Sorted top-level Parquet shards of a stage folder (never its `dropped/`)."""
-    folder = Path(folder)
-    if not folder.exists():
-        raise MissingInputError(
-            f"input '{folder}' does not exist: run the stage that produces it first, or pass --input PATH"
-        )
-    if folder.is_file():
-        return [folder]
-    return sorted(p for p in folder.glob("*.parquet") if p.is_file())
+MANIFEST = "_manifest.json"
+"""Written last into a folder whose parts workers wrote: the folder's committed parts, in order."""
+
+
+def filesystem(uri: str | Path) -> tuple[pafs.FileSystem, str]:
+    """The pyarrow filesystem of a URI (`s3://...`, `file://...`) or local path, and the path on it."""
+    text = str(uri)
+    if "://" in text:
+        return pafs.FileSystem.from_uri(text)
+    return pafs.LocalFileSystem(), os.path.abspath(text)
+
+
+def join(uri: str | Path, name: str) -> str:
+    """`uri/name` for a URI or a local path."""
+    text = str(uri)
+    return f"{text.rstrip('/')}/{name}" if "://" in text else str(Path(text) / name)
+
+
+def _missing(uri: str | Path) -> MissingInputError:
+    return MissingInputError(f"input '{uri}' does not exist: run the stage that produces it first, or pass --input PATH")
+
+
+def read_manifest(folder: str | Path) -> dict | None:
+    """The folder's committed manifest, or None where workers did not write it."""
+    fs, path = filesystem(folder)
+    try:
+        with fs.open_input_stream(f"{path}/{MANIFEST}") as f:
+            return json.loads(f.read())
+    except FileNotFoundError:
+        return None
+
+
+def list_shards(folder: str | Path) -> list[str]:
+    """Sorted top-level Parquet shards of a stage folder (never its `dropped/`): the parts its manifest
+    lists where it has one, else every `*.parquet` file; a file is its own only shard."""
+    fs, path = filesystem(folder)
+    try:
+        info = fs.get_file_info(path)
+    except OSError as exc:  # unreachable endpoint, no permission, bad bucket name
+        raise MissingInputError(f"input '{folder}' cannot be read: {exc}") from None
+    if info.type == pafs.FileType.NotFound:
+        raise _missing(folder)
+    if info.type == pafs.FileType.File:
+        return [str(folder)]
+    manifest = read_manifest(folder)
+    if manifest is not None:
+        return [join(folder, name) for name in manifest["parts"]]
+    entries = fs.get_file_info(pafs.FileSelector(path))
+    names = sorted(e.base_name for e in entries if e.type == pafs.FileType.File and e.base_name.endswith(".parquet"))
+    return [join(folder, name) for name in names]
+
+
+def open_parquet(uri: str | Path) -> pq.ParquetFile:
+    """A Parquet file on any filesystem."""
+    fs, path = filesystem(uri)
+    return pq.ParquetFile(path, filesystem=fs)
 
 
 def count_rows(folder: str | Path) -> int:
     """Number of rows in a shard folder, read from Parquet footers only."""
-    return sum(pq.ParquetFile(p).metadata.num_rows for p in list_shards(folder))
+    return sum(open_parquet(p).metadata.num_rows for p in list_shards(folder))
 
 
 def read_table(folder: str | Path, columns: list[str] | None = None) -> pa.Table:
@@ -68,15 +125,13 @@ def read_table(folder: str | Path, columns: list[str] | None = None) -> pa.Table
     shards = list_shards(folder)
     if not shards:
         return DOC_SCHEMA.empty_table() if columns is None else DOC_SCHEMA.empty_table().select(columns)
-    return pa.concat_tables(
-        [pq.read_table(p, columns=columns) for p in shards], promote_options="default"
-    )
+    return pa.concat_tables([open_parquet(p).read(columns=columns) for p in shards], promote_options="default")
 
 
 def iter_batches(folder: str | Path, batch_size: int = 1024, columns: list[str] | None = None) -> Iterator[pa.RecordBatch]:
     """Stream a shard folder batch by batch without loading it all."""
     for shard in list_shards(folder):
-        yield from pq.ParquetFile(shard).iter_batches(batch_size=batch_size, columns=columns)
+        yield from open_parquet(shard).iter_batches(batch_size=batch_size, columns=columns)
 
 
 @contextlib.contextmanager
@@ -160,3 +215,47 @@ class ShardWriter:
                 folder = self.folder if kind == "kept" else self.folder / DROPPED
                 folder.mkdir(parents=True, exist_ok=True)
                 pq.write_table(schema.empty_table(), folder / "part-00000.parquet")
+
+
+def part_name(index: int, data: bytes) -> str:
+    """Content-addressed name of part `index`: the same bytes always get the same name."""
+    return f"part-{index:05d}-{hashlib.sha256(data).hexdigest()[:16]}.parquet"
+
+
+def write_part(table: pa.Table, folder: str | Path, index: int) -> str:
+    """Write one part of a folder (the worker side of `commit_parts`); return its name.
+
+    A part already there under the same name has the same bytes and is left alone, so a re-run never
+    rewrites a file that a committed manifest lists (a reader of it could see it half-written)."""
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink, row_group_size=ROW_GROUP_ROWS)
+    data = sink.getvalue().to_pybytes()
+    name = part_name(index, data)
+    fs, path = filesystem(folder)
+    target = f"{path}/{name}"
+    if fs.get_file_info(target).size == len(data):
+        return name
+    fs.create_dir(path, recursive=True)
+    with fs.open_output_stream(target) as f:
+        f.write(data)
+    return name
+
+
+def commit_parts(folder: str | Path, parts: list[str], num_rows: int) -> None:
+    """Commit a folder: write its manifest (the parts, in order) atomically, then delete every Parquet
+    file it does not list (left by an earlier or killed run)."""
+    fs, path = filesystem(folder)
+    fs.create_dir(path, recursive=True)
+    data = json.dumps({"parts": parts, "num_rows": num_rows}, indent=1).encode()
+    if isinstance(fs, pafs.LocalFileSystem):  # a rename is atomic on a local disk
+        tmp = f"{path}/.{MANIFEST}.tmp-{uuid.uuid4().hex[:8]}"
+        with fs.open_output_stream(tmp) as f:
+            f.write(data)
+        fs.move(tmp, f"{path}/{MANIFEST}")
+    else:  # an object store makes an object visible only once its upload completed
+        with fs.open_output_stream(f"{path}/{MANIFEST}") as f:
+            f.write(data)
+    listed = set(parts)
+    for entry in fs.get_file_info(pafs.FileSelector(path)):
+        if entry.type == pafs.FileType.File and entry.base_name.endswith(".parquet") and entry.base_name not in listed:
+            fs.delete_file(entry.path)

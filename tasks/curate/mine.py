@@ -163,8 +163,14 @@ def _parses(code: str) -> bool:
         return False
 
 
-def mine_text(text: str, origin: str, cfg: CurateConfig) -> list[dict]:
-    """Candidate rows of one Python file (empty when it does not parse)."""
+def pair_id(doc_id: str, fn_name: str, lineno: int) -> str:
+    """Id of a mined pair: its document's id (which tells versions of one file apart), the function and its line
+    (a module may define one name twice)."""
+    return hashlib.sha256(f"{doc_id}::{fn_name}:{lineno}".encode("utf-8", "surrogateescape")).hexdigest()[:16]
+
+
+def mine_text(text: str, origin: str, cfg: CurateConfig, doc_id: str = "") -> list[dict]:
+    """Candidate rows of one Python file (empty when it does not parse); `doc_id` is the document's id."""
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     try:
         with warnings.catch_warnings():
@@ -187,7 +193,7 @@ def mine_text(text: str, origin: str, cfg: CurateConfig) -> list[dict]:
             reason = "parse_error"
         has_doctest = reason is None and ">>>" in docstring
         key = f"{origin}::{fn.name}"
-        rows.append({"id": hashlib.sha256(key.encode("utf-8", "surrogateescape")).hexdigest()[:16],
+        rows.append({"id": pair_id(doc_id or origin, fn.name, fn.lineno),
                      "instruction": instruction_for(fn, docstring, cfg.max_instruction_chars), "output": output,
                      "source": "mined", "origin": key, "validation": None if has_doctest else "parsed",
                      "program": doctest_program(fn.name, output) if has_doctest else None, "drop_reason": reason})
@@ -195,9 +201,9 @@ def mine_text(text: str, origin: str, cfg: CurateConfig) -> list[dict]:
 
 
 def mine_batch(batch: pa.Table, *, cfg: CurateConfig) -> pa.Table:
-    """Candidate rows of the Python documents of a batch (columns text, repo, path, lang)."""
+    """Candidate rows of the Python documents of a batch (columns id, text, repo, path, lang)."""
     rows: list[dict] = []
-    for text, repo, path, lang in zip(*(batch[c].to_pylist() for c in ("text", "repo", "path", "lang"))):
+    for doc_id, text, repo, path, lang in zip(*(batch[c].to_pylist() for c in ("id", "text", "repo", "path", "lang"))):
         if lang == "python" and text:
-            rows += mine_text(text, f"{repo}/{path}", cfg)
+            rows += mine_text(text, f"{repo}/{path}", cfg, doc_id)
     return pa.Table.from_pylist(rows, schema=CANDIDATE_SCHEMA)

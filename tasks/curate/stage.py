@@ -71,7 +71,7 @@ def algorithmic_batches(input_dir: Path, keywords: tuple[str, ...], batch_size: 
 def mine_candidates(params, input_dir: Path) -> list[dict]:
     """Mined candidate rows of the whole corpus (Ray), doctests not yet run."""
     tables = map_folder(mine_batch, input_dir, params=params, ray_min_rows=params.curate.ray_min_rows,
-                        fn_kwargs={"cfg": params.curate}, columns=["text", "repo", "path", "lang"])
+                        fn_kwargs={"cfg": params.curate}, columns=["id", "text", "repo", "path", "lang"])
     return [row for table in tables for row in table.to_pylist()]
 
 

@@ -15,6 +15,11 @@ and `drop_reason` (null = kept). Nothing raises on bad input; it becomes a dropp
 - `corrupt_file`: a Parquet/JSONL file (path = the file) or JSONL line (path = `file:line`) that does not parse.
 
 `lang` and `doc_type` stay null: the clean stage routes languages.
+
+Ids (`doc_id`) hash source, repository, path and the row's version: the input's `blob_id` (The Stack v2;
+`hexsha` in v1) when it has one, else the sha256 of the content, else (a row whose content is unknown) its
+location in the input. Several versions of one `(repo, path)` (commits of one file in a Stack dump) are
+therefore distinct rows with distinct ids; only byte-identical records of one file share an id.
 """
 
 from __future__ import annotations
@@ -52,9 +57,13 @@ BLOB_COLUMNS = ("blob_id", "hexsha")
 ALL_COLUMNS = TEXT_COLUMNS + REPO_COLUMNS + PATH_COLUMNS + LANG_COLUMNS + STARS_COLUMNS + DATE_COLUMNS + BLOB_COLUMNS
 
 
-def doc_id(source: str, repo: str, path: str) -> str:
-    """Stable document id: the first 16 hex digits of sha256(source|repo|path)."""
-    return hashlib.sha256(f"{source}|{repo}|{path}".encode("utf-8", "surrogateescape")).hexdigest()[:16]
+def doc_id(source: str, repo: str, path: str, version: str) -> str:
+    """Stable document id: the first 16 hex digits of sha256(source|repo|path|version).
+
+    `version` is what tells versions of one file apart: the blob id, else the content's sha256, else the
+    record's location in the input (see the module docstring).
+    """
+    return hashlib.sha256(f"{source}|{repo}|{path}|{version}".encode("utf-8", "surrogateescape")).hexdigest()[:16]
 
 
 def decode(data: bytes) -> tuple[str | None, str | None]:
@@ -72,9 +81,11 @@ def decode(data: bytes) -> tuple[str | None, str | None]:
 def make_row(
     *, source: str, repo: str, path: str, text: str | None = None, stars: int | None = 0, commit_date: str | None = None,
     size_bytes: int | None = None, sha256: str | None = None, source_lang: str | None = None, drop_reason: str | None = None,
+    version: str | None = None,
 ) -> dict[str, Any]:
+    """A reader row; `version` defaults to the content's sha256 (empty when the content is unknown)."""
     return {
-        "id": doc_id(source, repo, path), "text": text, "repo": repo, "path": path, "lang": None, "doc_type": None,
+        "id": doc_id(source, repo, path, version or sha256 or ""), "text": text, "repo": repo, "path": path, "lang": None, "doc_type": None,
         "source": source, "stars": stars, "commit_date": commit_date or None, "size_bytes": size_bytes,
         "sha256": sha256, "source_lang": source_lang, "drop_reason": drop_reason,
     }
@@ -156,9 +167,14 @@ def as_str(value: Any) -> str | None:
 
 
 def record_row(record: dict[str, Any], fallback_repo: str, fallback_path: str, max_file_bytes: int) -> dict[str, Any]:
-    """One document row from a table record with The Stack's (or our) column names."""
+    """One document row from a table record with The Stack's (or our) column names.
+
+    `fallback_path` (`file:line`, `file#group:index`) locates the record; it is the path when the record has
+    none and the id's version when the record has neither a blob id nor content.
+    """
     repo = first(record, REPO_COLUMNS)
-    path = first(record, PATH_COLUMNS) or first(record, BLOB_COLUMNS) or fallback_path
+    blob_id = first(record, BLOB_COLUMNS)
+    path = first(record, PATH_COLUMNS) or blob_id or fallback_path
     lang = first(record, LANG_COLUMNS)
     common = {
         "source": TABLE_SOURCE, "repo": as_str(repo) if repo is not None else fallback_repo, "path": as_str(path),
@@ -166,15 +182,14 @@ def record_row(record: dict[str, Any], fallback_repo: str, fallback_path: str, m
         "source_lang": as_str(lang),
     }
     text = first(record, TEXT_COLUMNS)
-    if text is None:
-        return make_row(**common, drop_reason="missing_text")
     if isinstance(text, str):
         data = text.encode("utf-8", "surrogatepass")
     elif isinstance(text, (bytes, bytearray)):
         data = bytes(text)
     else:
-        return make_row(**common, drop_reason="missing_text")
-    return make_row(**common, **content_fields(data, max_file_bytes))
+        return make_row(**common, drop_reason="missing_text", version=as_str(blob_id) or fallback_path)
+    version = as_str(blob_id) or hashlib.sha256(data).hexdigest()  # also for oversized content (sha256 column null)
+    return make_row(**common, **content_fields(data, max_file_bytes), version=version)
 
 
 def corrupt_row(location: str, path: str) -> dict[str, Any]:

@@ -168,7 +168,7 @@ def usable_pages(web: pa.Table) -> tuple[Pages, pa.Table]:
     for row, doc_id in enumerate(web["id"].to_pylist()):
         if reasons[row] is None:
             if doc_id in seen:
-                reasons[row] = "duplicate_url"
+                reasons[row] = "duplicate_id"
             seen.add(doc_id)
     web = web.set_column(web.schema.get_field_index(DROP_REASON), DROP_REASON, pa.array(reasons, pa.string()))
     usable = web.filter(pc.is_null(web[DROP_REASON]))

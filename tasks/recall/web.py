@@ -3,8 +3,9 @@
 Column names of the common web dumps are recognised (`url`/`text` as FineWeb and
 opc-fineweb-code-corpus, `WARC-Target-URI`/`content` as CC WET extracts, `raw_content` as RedPajama).
 Every record becomes one row, DOC_SCHEMA plus `url` and `drop_reason`: doc_type "text", source "web",
-repo = the domain, path = the URL, lang null. Records that cannot be used carry their reason
-(`undecodable`, `malformed_record`, `missing_url`, `empty_text`) and are never scored.
+repo = the domain, path = the URL, lang null, id = `web_doc_id` (URL + content hash). Records that cannot
+be used carry their reason (`undecodable`, `malformed_record`, `missing_url`, `empty_text`) and are never
+scored; a record identical to an earlier one (same id) is dropped by the stage as `duplicate_id`.
 """
 
 from __future__ import annotations
@@ -71,14 +72,20 @@ def web_row(url: Any, text: Any, location: str) -> dict[str, Any]:
     return make_web_row(url, text, reason, location)
 
 
+def web_doc_id(url: str | None, sha256: str | None, location: str) -> str:
+    """Id of a web row: hash of its URL (its location in the input when it has none) and its content's sha256,
+    so two crawls of one URL with different text are two documents; only identical records share an id."""
+    return hashlib.sha256(f"web|{url or location}|{sha256 or ''}".encode("utf-8", "surrogateescape")).hexdigest()[:16]
+
+
 def make_web_row(url: str | None, text: str | None, reason: str | None, location: str) -> dict[str, Any]:
     data = text.encode("utf-8") if text is not None else b""
-    key = url or location
+    sha256 = hashlib.sha256(data).hexdigest() if text is not None else None
     return {
-        "id": hashlib.sha256(f"web|{key}".encode("utf-8", "surrogateescape")).hexdigest()[:16],
+        "id": web_doc_id(url, sha256, location),
         "text": text, "repo": domain_of(url) if url else None, "path": url, "lang": None, "doc_type": "text",
         "source": "web", "stars": 0, "commit_date": None, "size_bytes": len(data),
-        "sha256": hashlib.sha256(data).hexdigest() if text is not None else None, "url": url, "drop_reason": reason,
+        "sha256": sha256, "url": url, "drop_reason": reason,
     }
 
 

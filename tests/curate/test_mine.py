@@ -143,3 +143,12 @@ def test_global_declarations_count_as_free_names():
 
 def test_unparsable_files_give_no_candidates():
     assert mine_text("def broken(:\n    pass", "r/b.py", CFG) == []
+
+
+def test_pair_ids_tell_versions_of_a_file_and_redefinitions_apart():
+    v1 = {r["id"] for r in mine_text(MODULE, "r/m.py", CFG, "doc-v1")}
+    v2 = {r["id"] for r in mine_text(MODULE, "r/m.py", CFG, "doc-v2")}
+    assert v1 and not v1 & v2  # two commits of r/m.py: no shared pair id
+    twice = 'def f(a, b):\n    """Add the two numbers given here."""\n    c = a + b\n    return c\n\n' * 2
+    rows = mine_text(twice, "r/t.py", CFG, "doc")
+    assert len(rows) == 2 and rows[0]["id"] != rows[1]["id"]

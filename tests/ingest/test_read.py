@@ -56,14 +56,30 @@ def test_read_files_rows_in_order_with_hash_and_id(tmp_path):
     a, b = out.to_pylist()
     assert a["path"] == "a.py" and a["text"] == "print('a')\n" and a["drop_reason"] is None
     assert a["sha256"] == hashlib.sha256(b"print('a')\n").hexdigest() and a["size_bytes"] == 11
-    assert a["id"] == doc_id("local", "r", "a.py") and len(a["id"]) == 16
+    assert a["id"] == doc_id("local", "r", "a.py", a["sha256"]) and len(a["id"]) == 16
     assert a["commit_date"] is None and a["stars"] == 3 and a["lang"] is None and a["doc_type"] is None
     assert b["path"] == "b.bin" and b["drop_reason"] == "binary" and b["text"] is None
 
 
-def test_doc_id_is_stable_and_distinguishes_sources():
-    assert doc_id("git", "r", "a.py") == hashlib.sha256(b"git|r|a.py").hexdigest()[:16]
-    assert doc_id("git", "r", "a.py") != doc_id("local", "r", "a.py")
+def test_doc_id_is_stable_and_distinguishes_sources_and_versions():
+    assert doc_id("git", "r", "a.py", "v1") == hashlib.sha256(b"git|r|a.py|v1").hexdigest()[:16]
+    assert doc_id("git", "r", "a.py", "v1") != doc_id("local", "r", "a.py", "v1")
+    assert doc_id("git", "r", "a.py", "v1") != doc_id("git", "r", "a.py", "v2")
+
+
+def test_versions_of_one_file_get_distinct_ids_from_blob_id_else_content():
+    stack = {"repo_name": "o/r", "path": "a.py"}
+    with_blob = [record_row({**stack, "blob_id": b, "content": c}, "f", f"f:{i}", MAX)
+                 for i, (b, c) in enumerate([("b1", "x = 1\n"), ("b2", "x = 2\n"), ("b3", "x = 1\n")])]
+    assert len({r["id"] for r in with_blob}) == 3  # the blob id decides, even for equal content
+    assert with_blob[0]["id"] == doc_id("stack", "o/r", "a.py", "b1")
+    no_blob = [record_row({**stack, "content": c}, "f", f"f:{i}", MAX) for i, c in enumerate(["x = 1\n", "x = 2\n", "x = 1\n"])]
+    assert no_blob[0]["id"] == doc_id("stack", "o/r", "a.py", hashlib.sha256(b"x = 1\n").hexdigest())
+    assert no_blob[0]["id"] != no_blob[1]["id"] and no_blob[0]["id"] == no_blob[2]["id"]  # byte-identical records: one id
+    big = [record_row({**stack, "content": c * (MAX + 1)}, "f", f"f:{i}", MAX) for i, c in enumerate("yz")]
+    assert [r["drop_reason"] for r in big] == ["oversized"] * 2 and big[0]["id"] != big[1]["id"]
+    textless = [record_row(stack, "f", f"f:{i}", MAX) for i in range(2)]
+    assert [r["drop_reason"] for r in textless] == ["missing_text"] * 2 and textless[0]["id"] != textless[1]["id"]
 
 
 def test_record_row_stack_v2_columns():

@@ -1,31 +1,49 @@
 """The `lifecycle` Prefect flow: every stage of the OpenCoder recipe, in order, as a Prefect task.
 
-Each task runs its DVC stage (`dvc repro --single-item <stage>`), so a Prefect run and `dvc repro` share
-one cache and one `dvc.lock`: a stage whose code, params and inputs did not change is skipped by DVC.
-After the stage, the task publishes its counts as a markdown artifact (visible in the Prefect UI). A failed
-stage raises with the tail of its output (the error the UI shows) and is retried twice, unless it rejected its
-params or inputs (`cookbook` exits 2), which no retry can fix.
-With no `PREFECT_API_URL` the flow runs on Prefect's temporary local server.
+Each task (named after its stage) runs its DVC stage (`dvc repro --single-item <stage>`), so a Prefect run and
+`dvc repro` share one cache and one `dvc.lock`. A stage DVC skipped (nothing changed, or restored from its
+run-cache) ends in a completed state named `Cached`, its artifact showing 0 work seconds. After each stage the
+task publishes its counts as a markdown artifact (nested counts as sub-tables, links to the stage's report files
+and its MLflow run). A silent stage gets a progress line every 10 s. A failed stage raises with the tail of its
+output and is retried twice, unless it rejected its params or inputs (`cookbook` exits 2 with one `error:` line):
+then it fails at once with that line.
+
+The flow opens one MLflow parent run for the lifecycle (`lifecycle <flow run name>`); every stage run (and the
+report's summary run) is its child and carries the Prefect flow run's id and UI link. With no `PREFECT_API_URL`
+the flow runs on Prefect's temporary local server, whose history (`$PREFECT_HOME/prefect.db`, by default
+`~/.prefect/prefect.db`) `prefect server start` shows afterwards.
 
     cookbook run                                  # from the project folder
     cookbook run --set pretrain.steps=200         # overrides are written into params.yaml first
+    cookbook run --stages ingest,recall           # only these stages
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import queue
 import re
 import subprocess
 import sys
+import threading
 from pathlib import Path
+from typing import Any
 
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
+from prefect.states import Completed
 
+from tasks.common.progress import PROGRESS_INTERVAL_S, SilenceWatch
 from tasks.stages import ORDER, STAGES
 
 DVC_TAIL_LINES = 40
+LOCAL_PREFECT_UI = "http://127.0.0.1:4200"
+"""Where `prefect server start` serves the UI (and the history of runs made on the temporary server)."""
+SKIPPED = re.compile(r"Stage '[^']+' (didn't change, skipping|is cached - skipping run)")
+INPUT_ERROR = re.compile(r"exited with 2\b")
+REPORT_FILES = (".png", ".md", ".csv", ".json")
 
 
 def _dvc_command() -> list[str]:
@@ -35,26 +53,77 @@ def _dvc_command() -> list[str]:
 
 
 def _env() -> dict[str, str]:
-    """Child environment with this interpreter's bin folder first, so DVC finds `cookbook`."""
+    """Child environment: this interpreter's bin folder first (so DVC finds `cookbook`), log lines without their
+    own timestamp (the flow's logger adds one), and the lifecycle's MLflow parent run (already in os.environ)."""
     env = dict(os.environ)
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    env["COOKBOOK_LOG_TIMESTAMPS"] = "0"
     return env
 
 
-def metrics_markdown(stage: str, metrics: dict) -> str:
-    """A stage's metrics as a small markdown table (nested values shown as JSON)."""
-    lines = [f"# {stage}", "", "| metric | value |", "|---|---|"]
+def flatten_nested(value: dict, prefix: str = "") -> dict[str, Any]:
+    """`{"a": {"b": 1}}` -> `{"a.b": 1}` (lists stay values)."""
+    out: dict[str, Any] = {}
+    for key, item in value.items():
+        name = f"{prefix}{key}"
+        if isinstance(item, dict) and item:
+            out.update(flatten_nested(item, f"{name}."))
+        else:
+            out[name] = item
+    return out
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, float):
+        value = round(value, 5)
+    if isinstance(value, (list, dict)):
+        value = ", ".join(map(str, value)) if isinstance(value, list) else "-"
+    return str(value).replace("|", "\\|").replace("\n", " ")
+
+
+def metrics_markdown(stage: str, metrics: dict, cached: bool = False, links: dict[str, str] | None = None) -> str:
+    """A stage's metrics as markdown: the scalar values in one table, each nested value (dropped_by_reason, a
+    benchmark's scores, a part's counts) in a sub-table of its own, then links to its reports and MLflow run.
+    A cached stage shows 0 work seconds and the seconds of the run that made its outputs."""
+    scalars = {k: v for k, v in metrics.items() if not isinstance(v, dict)}
+    if cached:
+        scalars = {**scalars, "seconds": 0, "seconds_of_the_run_that_made_the_outputs": metrics.get("seconds", "-")}
+    status = "cached: DVC skipped it (nothing changed), outputs restored" if cached else "ran"
+    lines = [f"# {stage}", "", f"**{status}**", "", "| metric | value |", "|---|---:|"]
+    lines += [f"| {k} | {_cell(v)} |" for k, v in scalars.items()]
     for key, value in metrics.items():
-        shown = json.dumps(value, sort_keys=True) if isinstance(value, (dict, list)) else value
-        lines.append(f"| {key} | {shown} |")
+        if isinstance(value, dict):
+            rows = flatten_nested(value)
+            lines += ["", f"## {key}", "", "| key | value |", "|---|---:|"]
+            lines += [f"| {k} | {_cell(v)} |" for k, v in rows.items()] or ["| (none) | |"]
+    if links:
+        lines += ["", "## Links", ""] + [f"- [{name}]({url})" for name, url in links.items()]
     return "\n".join(lines)
+
+
+def report_links(project_dir: Path, stage: str) -> dict[str, str]:
+    """file:// links to the stage's report files (reports/<stage>/, or reports/ for the report stage)."""
+    folder = project_dir / "reports" / ("" if stage == "report" else stage)
+    if not folder.is_dir():
+        return {}
+    files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix in REPORT_FILES)
+    return {p.relative_to(project_dir).as_posix(): p.resolve().as_uri() for p in files}
+
+
+def stage_run_link(parent, stage: str) -> dict[str, str]:
+    """The MLflow UI link of the newest run of `stage` under the lifecycle's parent run (none when it was cached)."""
+    if parent is None:
+        return {}
+    from tasks.common.tracking import run_url
+
+    exp_id = parent.client.get_run(parent.run_id).info.experiment_id
+    found = parent.client.search_runs([exp_id], f"tags.`mlflow.parentRunId` = '{parent.run_id}' and tags.stage = '{stage}'",
+                                      order_by=["attributes.start_time DESC"], max_results=1)
+    return {f"MLflow run of {stage}": run_url(parent.uri, exp_id, found[0].info.run_id)} if found else {}
 
 
 class StageInputError(RuntimeError):
     """The stage rejected its params or inputs (`cookbook` exits 2 with one `error:` line): a retry cannot help."""
-
-
-INPUT_ERROR = re.compile(r"exited with 2\b")
 
 
 def is_transient(task, task_run, state) -> bool:
@@ -64,27 +133,75 @@ def is_transient(task, task_run, state) -> bool:
 
 
 def stage_error(stage: str, returncode: int, tail: list[str]) -> RuntimeError:
-    """The error a failed stage raises: its exit code and the tail of its output (what the UI shows)."""
-    text = f"stage '{stage}' failed (exit {returncode}):\n" + "\n".join(tail)
-    return StageInputError(text) if any(INPUT_ERROR.search(line) for line in tail) else RuntimeError(text)
+    """The error a failed stage raises. A rejected input (exit 2): that one `error:` line. Anything else: the
+    exit code and the tail of the stage's output (what the UI shows)."""
+    if any(INPUT_ERROR.search(line) for line in tail):
+        errors = [line for line in tail if line.lstrip().startswith("error:")]
+        return StageInputError(f"stage '{stage}' failed: {errors[-1].strip() if errors else tail[-1]}")
+    return RuntimeError(f"stage '{stage}' failed (exit {returncode}):\n" + "\n".join(tail))
 
 
-@task(retries=2, retry_delay_seconds=[10, 30], retry_condition_fn=is_transient)
-def run_stage(stage: str, project_dir: str, force: bool = False) -> dict:
-    """Run one DVC stage and return its metrics."""
-    logger = get_run_logger()
+def stream(proc: subprocess.Popen, on_line, watch: SilenceWatch, tick_s: float = 1.0) -> None:
+    """Hand every output line of `proc` to `on_line`; while it is silent, let `watch` report progress."""
+    lines: queue.Queue[str | None] = queue.Queue()
+
+    def read() -> None:
+        for line in proc.stdout:
+            lines.put(line)
+        lines.put(None)
+
+    threading.Thread(target=read, daemon=True).start()
+    while True:
+        try:
+            line = lines.get(timeout=tick_s)
+        except queue.Empty:
+            watch.tick()
+            continue
+        if line is None:
+            return
+        watch.heard(line)
+        on_line(line.rstrip())
+        watch.tick()
+
+
+def run_dvc_stage(stage: str, project_dir: str, force: bool, logger, interval: float) -> tuple[list[str], bool]:
+    """`dvc repro --single-item <stage>`, streamed to `logger`; returns (tail of its output, skipped by DVC)."""
     cmd = [*_dvc_command(), "repro", "--single-item", stage] + (["--force"] if force else [])
     logger.info("running %s", " ".join(cmd))
     proc = subprocess.Popen(cmd, cwd=project_dir, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     tail: list[str] = []
-    for line in proc.stdout:
-        logger.info(line.rstrip())
-        tail = (tail + [line.rstrip()])[-DVC_TAIL_LINES:]
+    skipped = False
+
+    def on_line(line: str) -> None:
+        nonlocal tail, skipped
+        logger.info(line)
+        tail = (tail + [line])[-DVC_TAIL_LINES:]
+        skipped = skipped or bool(SKIPPED.search(line))
+
+    stream(proc, on_line, SilenceWatch(stage, interval, emit=logger.info))
     if proc.wait() != 0:
         raise stage_error(stage, proc.returncode, tail)
-    metrics = json.loads((Path(project_dir) / STAGES[stage].metrics).read_text())
-    create_markdown_artifact(markdown=metrics_markdown(stage, metrics), key=f"{stage}-metrics",
-                             description=f"counts of the {stage} stage")
+    return tail, skipped
+
+
+@task(retries=2, retry_delay_seconds=[10, 30], retry_condition_fn=is_transient)
+def run_stage(stage: str, project_dir: str, force: bool = False, interval: float = PROGRESS_INTERVAL_S,
+              parent_run_id: str | None = None, tracking_uri: str | None = None):
+    """Run one DVC stage and return its metrics (in a `Cached` completed state when DVC skipped it)."""
+    logger = get_run_logger()
+    _, skipped = run_dvc_stage(stage, project_dir, force, logger, interval)
+    project = Path(project_dir)
+    metrics = json.loads((project / STAGES[stage].metrics).read_text())
+    parent = None
+    if parent_run_id and tracking_uri:
+        from tasks.common.tracking import MlflowTracker
+
+        parent = MlflowTracker.attach(tracking_uri, parent_run_id)
+    links = {**report_links(project, stage), **({} if skipped else stage_run_link(parent, stage))}
+    create_markdown_artifact(markdown=metrics_markdown(stage, metrics, skipped, links), key=f"{stage}-metrics",
+                             description=f"counts of the {stage} stage" + (" (cached)" if skipped else ""))
+    if skipped:
+        return Completed(name="Cached", data=metrics, message=f"DVC skipped '{stage}': nothing changed")
     return metrics
 
 
@@ -108,15 +225,87 @@ def write_overrides(params_path: Path, overrides: list[str]) -> None:
         yaml.dump(data, f)
 
 
+def prefect_run_url() -> tuple[str | None, str | None]:
+    """(flow run id, its UI link): the server's own UI when `PREFECT_API_URL` names one, else where
+    `prefect server start` will show it (the temporary server stores its history in the same database)."""
+    from prefect.runtime import flow_run
+
+    run_id = flow_run.id
+    if not run_id:
+        return None, None
+    if os.environ.get("PREFECT_API_URL") and flow_run.ui_url:
+        return run_id, flow_run.ui_url
+    return run_id, f"{LOCAL_PREFECT_UI}/runs/flow-run/{run_id}"
+
+
+def lifecycle_parent(params_file: Path):
+    """The lifecycle's MLflow parent run (a null context with tracking disabled)."""
+    from prefect.runtime import flow_run
+
+    from tasks.common.tracking import open_lifecycle_run, tracking_uri
+    from tasks.config import load_params
+
+    params = load_params(params_file)
+    if not params.tracking.enabled:
+        return contextlib.nullcontext(None)
+    run_id, url = prefect_run_url()
+    return open_lifecycle_run(params.tracking.experiment, f"lifecycle {flow_run.name or ''}".strip(),
+                              prefect_run_id=run_id, prefect_url=url, uri=tracking_uri(params_file.parent))
+
+
 @flow(name="lifecycle", log_prints=True)
 def lifecycle(params_path: str = "params.yaml", overrides: list[str] | None = None, force: bool = False,
               stages: list[str] | None = None) -> dict:
-    """Run the stages (all by default) in DAG order; return {stage: metrics}."""
+    """Run the stages (all by default) in DAG order. Returns `stages` ({stage: metrics}), `cached` (the
+    stages DVC skipped), `mlflow_run_url` (the lifecycle's parent run) and `prefect_flow_run_url`."""
     params_file = Path(params_path).resolve()
     project_dir = str(params_file.parent)
     if overrides:
         write_overrides(params_file, overrides)
-    results = {}
-    for stage in stages or ORDER:
-        results[stage] = run_stage.with_options(name=stage)(stage, project_dir, force)
-    return results
+    results: dict[str, dict] = {}
+    cached: list[str] = []
+    mlflow_url = None
+    with lifecycle_parent(params_file) as parent:
+        for stage in stages or ORDER:
+            state = run_stage.with_options(name=stage, task_run_name=stage)(
+                stage, project_dir, force, parent_run_id=parent and parent.run_id,
+                tracking_uri=parent and parent.uri, return_state=True)
+            results[stage] = state.result()  # a failed stage raises here and fails the flow (and the parent run)
+            if state.name == "Cached":
+                cached.append(stage)
+        if parent:
+            from tasks.common.tracking import run_url
+
+            exp_id = parent.client.get_run(parent.run_id).info.experiment_id
+            parent.log_metrics({"stages_run": len(results) - len(cached), "stages_cached": len(cached)})
+            mlflow_url = run_url(parent.uri, exp_id, parent.run_id)
+    return {"stages": results, "cached": cached, "mlflow_run_url": mlflow_url,
+            "prefect_flow_run_url": prefect_run_url()[1]}
+
+
+def summary_lines(result: dict, project_dir: Path) -> list[str]:
+    """What `cookbook run` prints at the end: per stage its counts (or `cached`), the scores, the report files and
+    where to look in the MLflow and Prefect UIs."""
+    stages, cached = result.get("stages", {}), set(result.get("cached", []))
+    lines = ["", "Lifecycle finished.", ""]
+    for stage, m in stages.items():
+        what = "cached" if stage in cached else f"{m.get('seconds', 0):.0f}s"
+        if "rows_in" in m:
+            what += f", rows {m['rows_in']:,} -> kept {m.get('rows_kept', 0):,} (dropped {m.get('rows_dropped', 0):,})"
+        for key in ("num_tokens", "first_loss", "final_loss"):
+            if isinstance(m.get(key), (int, float)):
+                what += f", {key} {m[key]:.4g}"
+        lines.append(f"  {stage:<14} {what}")
+    scores = {b: v for b, v in stages.get("evaluate", {}).items() if isinstance(v, dict) and "pass@1" in v}
+    if scores:
+        lines += ["", "Scores: " + ", ".join(f"{b} pass@1 {100 * v['pass@1']:.1f}% ({v.get('passed', '-')}/"
+                                              f"{v.get('total', '-')})" for b, v in scores.items())]
+    reports = [p for p in [project_dir / "reports" / "report.md", *sorted((project_dir / "reports").glob("*.png"))]
+               if p.exists()]
+    if reports:
+        lines += ["", "Reports: " + ", ".join(str(p.relative_to(project_dir)) for p in reports)]
+    if result.get("mlflow_run_url"):
+        lines.append(f"MLflow:  {result['mlflow_run_url']}  (mlflow ui --backend-store-uri sqlite:///mlflow.db)")
+    if result.get("prefect_flow_run_url"):
+        lines.append(f"Prefect: {result['prefect_flow_run_url']}  (prefect server start)")
+    return lines

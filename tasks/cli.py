@@ -7,18 +7,20 @@
     cookbook <stage> ... --set section.key=value  # override params.yaml values
     cookbook ablate NAME [--jobs N]               # a named ablation (ablations/NAME.yaml) as DVC experiments
 
-Errors in the configuration or missing inputs print one line naming the file or key and exit 2.
+Errors in the configuration, missing or unusable inputs (a damaged shard, a model folder that does not load)
+print one line naming the file or key and exit 2.
 """
 
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from pathlib import Path
 
 from tasks.ablate.experiments import AblationError
 from tasks.common.config import ConfigError
+from tasks.common.inputs import InputError, check_stage_inputs
+from tasks.common.logs import configure_logging
 from tasks.common.shards import MissingInputError
 from tasks.stages import ORDER, STAGES
 
@@ -34,6 +36,16 @@ def _stage_parser(sub, name: str) -> argparse.ArgumentParser:
     return p
 
 
+def _stage_list(text: str) -> list[str]:
+    """`--stages ingest,clean` -> the stages in pipeline order; an unknown name is a usage error."""
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    unknown = [n for n in names if n not in STAGES]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(f"unknown stage(s) {', '.join(unknown) or '(none given)'}; "
+                                         f"choose from {', '.join(ORDER)}")
+    return [n for n in ORDER if n in names]
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--params", type=Path, default=Path("params.yaml"), help="params file (default: params.yaml)")
@@ -43,8 +55,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = argparse.ArgumentParser(prog="cookbook", description=__doc__.split("\n\n")[0], parents=[common])
     sub = parser.add_subparsers(dest="command", required=True, parser_class=lambda **kw: argparse.ArgumentParser(parents=[common], **kw))
-    run = sub.add_parser("run", help="run the whole lifecycle as a Prefect flow over the DVC stages")
+    run = sub.add_parser("run", help="run the whole lifecycle as a Prefect flow over the DVC stages",
+                         description="Run the lifecycle (ingest ... report) as the Prefect flow `lifecycle`: each stage "
+                                     "is its DVC stage (skipped when nothing changed), an MLflow child run of one "
+                                     "lifecycle parent run, and a Prefect task with a markdown artifact of its counts. "
+                                     "--set writes the overrides into params.yaml before the run (so `dvc repro` and "
+                                     "`dvc exp show` see them). Ends with a summary: counts, scores, reports, UI links.")
     run.add_argument("--force", action="store_true", help="re-run every stage even if DVC says it is up to date")
+    run.add_argument("--stages", type=_stage_list, default=None, metavar="STAGE[,STAGE...]",
+                     help=f"run only these stages, in pipeline order (default: all: {','.join(ORDER)})")
     ablate = sub.add_parser("ablate", help="run a named ablation (ablations/NAME.yaml): each variant a DVC experiment, "
                                            "then a comparison (reports/ablations/NAME/, MLflow run ablation:NAME)")
     ablate.add_argument("name", nargs="?", help="ablation name (a file in ablations/)")
@@ -88,6 +107,7 @@ def _run_stage(args) -> int:
             overrides.append(f"evaluate.backend={args.backend}")
     params = load_params(args.params, overrides)
     extra = [Path(p) for p in spec.extra_inputs]
+    check_stage_inputs(spec.name, args.input, extra)
     execute(spec.name, spec.load(), params, args.input, args.output, _metrics_path(args, spec), extra)
     return 0
 
@@ -108,18 +128,19 @@ def _ablate(args) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(asctime)s %(name)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
+    configure_logging(args.verbose)
     try:
         if args.command == "run":
-            from flows.lifecycle import lifecycle
+            from flows.lifecycle import lifecycle, summary_lines
 
-            lifecycle(params_path=str(args.params), overrides=list(args.overrides), force=args.force)
+            result = lifecycle(params_path=str(args.params), overrides=list(args.overrides), force=args.force,
+                               stages=args.stages)
+            print("\n".join(summary_lines(result, args.params.resolve().parent)))
             return 0
         if args.command == "ablate":
             return _ablate(args)
         return _run_stage(args)
-    except (ConfigError, MissingInputError, AblationError) as err:
+    except (ConfigError, MissingInputError, InputError, AblationError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
 

@@ -10,6 +10,14 @@ variable points the same code at a server.
 
 A training worker that runs in another process re-attaches to its stage's run with
 `MlflowTracker.attach(uri, run_id)`.
+
+Lineage of a lifecycle: `cookbook run` (the Prefect flow) opens one parent run (`open_lifecycle_run`) and hands
+its id, and the Prefect flow run's id and UI link, to the stages through environment variables
+(`LIFECYCLE_ENV`); a stage run started by `dvc repro` or `dvc exp run` outside the flow finds (or opens) the
+parent of the DVC process that runs it. `stage_run` opens a stage's run as a child of that parent, logs its
+input paths as params and its inputs as MLflow datasets (source URI, DVC hash as digest);
+`log_stage_outputs` does the same for its outputs. A stage run outside any lifecycle is tagged
+`run_kind=one-off`.
 """
 
 from __future__ import annotations
@@ -52,30 +60,87 @@ def artifact_location(uri: str) -> str | None:
     return None
 
 
-def _git(args: list[str], cwd: Path) -> str | None:
+def _git(args: list[str], cwd: Path, strip: bool = True) -> str | None:
     import subprocess
 
     try:
         proc = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=30)
     except (OSError, subprocess.TimeoutExpired):
         return None
-    return proc.stdout.strip() if proc.returncode == 0 else None
+    if proc.returncode != 0:
+        return None
+    return proc.stdout.strip() if strip else proc.stdout
+
+
+def dvc_owned_paths(project_dir: str | Path = ".") -> set[str]:
+    """Paths the pipeline itself writes (every out, metric and plot of `dvc.yaml`, and `dvc.lock`): changes
+    there are the pipeline's doing, not the user's, so they do not make a run's tree dirty."""
+    owned = {"dvc.lock"}
+    dvc_yaml = Path(project_dir) / "dvc.yaml"
+    if not dvc_yaml.exists():
+        return owned
+    data = yaml.safe_load(dvc_yaml.read_text()) or {}
+    for stage in (data.get("stages") or {}).values():
+        for kind in ("outs", "metrics", "plots"):
+            for entry in stage.get(kind) or []:
+                owned.add(os.path.normpath(next(iter(entry)) if isinstance(entry, dict) else entry))
+    return owned
+
+
+def changed_files(porcelain: str) -> list[str]:
+    """Paths of `git status --porcelain` lines (the new path of a rename)."""
+    return [line[3:].split(" -> ")[-1].strip('"') for line in porcelain.splitlines() if len(line) > 3]
+
+
+def is_dirty(changed: list[str], owned: set[str]) -> bool:
+    """Whether any changed path lies outside the DVC-owned paths."""
+    def owned_by_dvc(path: str) -> bool:
+        path = os.path.normpath(path)
+        return any(path == o or path.startswith(o + os.sep) for o in owned)
+
+    return any(not owned_by_dvc(p) for p in changed)
+
+
+LIFECYCLE_ENV = "COOKBOOK_LIFECYCLE_RUN_ID"
+"""Set by the lifecycle flow for the stages it runs: the MLflow parent run of this lifecycle."""
+PREFECT_RUN_ENV = "COOKBOOK_PREFECT_FLOW_RUN_ID"
+PREFECT_URL_ENV = "COOKBOOK_PREFECT_FLOW_RUN_URL"
+
+
+def run_kind(env: Mapping[str, str] = os.environ) -> str:
+    """`lifecycle-stage` for a stage run by the flow, `dvc repro` or `dvc exp run`; `one-off` otherwise."""
+    return "lifecycle-stage" if env.get(LIFECYCLE_ENV) or env.get("DVC_STAGE") else "one-off"
+
+
+def lifecycle_tags(env: Mapping[str, str] = os.environ) -> dict[str, str]:
+    """The lifecycle a stage run belongs to: its kind, and the Prefect flow run that started it (id, UI link)."""
+    tags = {"run_kind": run_kind(env)}
+    if env.get(PREFECT_RUN_ENV):
+        tags["prefect.flow_run_id"] = env[PREFECT_RUN_ENV]
+    if env.get(PREFECT_URL_ENV):
+        tags["prefect.flow_run_url"] = env[PREFECT_URL_ENV]
+    return tags
 
 
 def revision_tags(project_dir: str | Path = ".") -> dict[str, str]:
-    """Lineage of a run: the git commit it ran from (and whether the tree had changes), the DVC
-    experiment it belongs to and that experiment's baseline commit (set by `dvc exp run`)."""
+    """Lineage of a run: the git commit it ran from (and whether the tree had changes other than the files DVC
+    writes), the DVC experiment it belongs to and that experiment's baseline commit (set by `dvc exp run`), and
+    the lifecycle it belongs to (`lifecycle_tags`; its MLflow parent run when the flow started it)."""
     cwd = Path(project_dir).resolve()
     tags: dict[str, str] = {}
     commit = _git(["rev-parse", "HEAD"], cwd)
     if commit:
         tags["mlflow.source.git.commit"] = commit
         tags["git.commit"] = commit
-        tags["git.dirty"] = str(bool(_git(["status", "--porcelain", "--untracked-files=no"], cwd)))
+        porcelain = _git(["status", "--porcelain", "--untracked-files=no"], cwd, strip=False) or ""
+        tags["git.dirty"] = str(is_dirty(changed_files(porcelain), dvc_owned_paths(cwd)))
     for env, tag in (("DVC_EXP_NAME", "dvc.exp_name"), ("DVC_EXP_BASELINE_REV", "dvc.exp_baseline_rev"),
                      ("DVC_STAGE", "dvc.stage")):
         if os.environ.get(env):
             tags[tag] = os.environ[env]
+    tags.update(lifecycle_tags())
+    if os.environ.get(LIFECYCLE_ENV):
+        tags["mlflow.parentRunId"] = os.environ[LIFECYCLE_ENV]
     return tags
 
 
@@ -92,6 +157,7 @@ class NullTracker:
     def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None: ...
     def log_dict(self, obj: Any, name: str) -> None: ...
     def log_text(self, text: str, name: str) -> None: ...
+    def log_datasets(self, paths: list[str | Path], context: str) -> None: ...
 
     @contextlib.contextmanager
     def child(self, name: str) -> Iterator["NullTracker"]:
@@ -124,11 +190,19 @@ def experiment_id(client, name: str, uri: str) -> str:
 
     exp = client.get_experiment_by_name(name)
     if exp:
+        if exp.tags.get(EXPERIMENT_KIND_TAG) != EXPERIMENT_KIND:
+            client.set_experiment_tag(exp.experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
         return exp.experiment_id
     try:
-        return client.create_experiment(name, artifact_location=artifact_location(uri))
+        return client.create_experiment(name, artifact_location=artifact_location(uri),
+                                        tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND})
     except MlflowException:  # created meanwhile by a concurrent run (parallel experiments)
         return client.get_experiment_by_name(name).experiment_id
+
+
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+EXPERIMENT_KIND = "custom_model_development"
+"""MLflow 3's UI opens an experiment of this kind on its "Training runs" table (not the empty GenAI overview)."""
 
 
 class MlflowTracker:
@@ -215,6 +289,15 @@ class MlflowTracker:
     def log_text(self, text: str, name: str) -> None:
         self.client.log_text(self.run_id, text, name)
 
+    def log_datasets(self, paths: list[str | Path], context: str) -> None:
+        """Each existing path as an MLflow dataset of this run (`context`: input or output), with DVC's hash as
+        digest: the runs table's Dataset column and the lineage between stages."""
+        from mlflow.entities import DatasetInput, InputTag
+
+        datasets = [DatasetInput(d, [InputTag("mlflow.data.context", context)]) for d in dataset_entities(paths)]
+        if datasets:
+            self.client.log_inputs(self.run_id, datasets=datasets)
+
     @contextlib.contextmanager
     def child(self, name: str) -> Iterator["MlflowTracker"]:
         exp_id = self.client.get_run(self.run_id).info.experiment_id
@@ -242,14 +325,9 @@ def _dir_md5(path: Path) -> str:
 
 
 def input_hashes(paths: list[str | Path], lock_file: str | Path = "dvc.lock") -> dict[str, str]:
-    """`{"input.<path>": hash}` for each input: DVC's recorded md5 if `dvc.lock` has it, else our own."""
-    recorded: dict[str, str] = {}
-    lock = Path(lock_file)
-    if lock.exists():
-        data = yaml.safe_load(lock.read_text()) or {}
-        for stage in (data.get("stages") or {}).values():
-            for out in stage.get("outs") or []:
-                recorded[os.path.normpath(out["path"])] = out.get("md5") or out.get("hash", "")
+    """`{"input.<path>": hash}` for each input: DVC's recorded md5 if `dvc.lock` has it, else our own.
+    (Superseded by `stage_run`, which logs inputs as one param and as datasets instead of one tag key per path.)"""
+    recorded = recorded_hashes(lock_file)
     tags = {}
     for p in map(Path, paths):
         if not p.exists():
@@ -257,3 +335,137 @@ def input_hashes(paths: list[str | Path], lock_file: str | Path = "dvc.lock") ->
         key = os.path.normpath(str(p))
         tags[f"input.{key}"] = recorded.get(key) or _dir_md5(p)
     return tags
+
+
+def recorded_hashes(lock_file: str | Path = "dvc.lock") -> dict[str, str]:
+    """{path: md5} of every stage output DVC recorded in `dvc.lock`."""
+    recorded: dict[str, str] = {}
+    lock = Path(lock_file)
+    if lock.exists():
+        data = yaml.safe_load(lock.read_text()) or {}
+        for stage in (data.get("stages") or {}).values():
+            for out in stage.get("outs") or []:
+                recorded[os.path.normpath(out["path"])] = out.get("md5") or out.get("hash", "")
+    return recorded
+
+
+def dataset_entities(paths: list[str | Path], lock_file: str | Path = "dvc.lock") -> list:
+    """MLflow dataset entities for the existing local paths: name = the path as given, source = its absolute
+    location, digest = DVC's md5 from `dvc.lock` or, where DVC has none yet, the same hash computed here."""
+    from mlflow.data.sources import LocalArtifactDatasetSource
+    from mlflow.entities import Dataset
+
+    recorded = recorded_hashes(lock_file)
+    out = []
+    for p in map(Path, paths):
+        if not p.exists():
+            continue
+        key = os.path.normpath(str(p))
+        source = LocalArtifactDatasetSource(str(p.resolve()))
+        out.append(Dataset(name=key, digest=recorded.get(key) or _dir_md5(p), source_type="local",
+                           source=source.to_json()))
+    return out
+
+
+def io_params(paths: list[str | Path], kind: str) -> dict[str, str]:
+    """`{"<kind>_path": "a, b"}`: a stage's input or output paths as one param (the same key in every run)."""
+    return {f"{kind}_path": ", ".join(os.path.normpath(str(p)) for p in paths)} if paths else {}
+
+
+def dvc_process_key() -> str | None:
+    """Identity of the `dvc repro` / `dvc exp run` process running this stage (pid and start time of the
+    nearest ancestor whose command is DVC), so the stages of one DVC invocation share one lifecycle parent."""
+    import psutil
+
+    with contextlib.suppress(psutil.Error):
+        for proc in psutil.Process().parents():
+            cmd = " ".join(proc.cmdline()[:3])
+            if "dvc" in Path(cmd.split(" ")[0]).name or "/dvc " in f"{cmd} " or " -m dvc" in cmd:
+                return f"{proc.pid}-{int(proc.create_time())}"
+    return None
+
+
+def lifecycle_name(env: Mapping[str, str] = os.environ) -> str:
+    """A lifecycle parent run's name: the DVC experiment's (an ablation variant's) name, else `dvc repro`."""
+    return env.get("DVC_EXP_NAME") or "dvc repro"
+
+
+def find_or_open_dvc_lifecycle(client, exp_id: str, key: str) -> str:
+    """The parent run of the DVC process `key`, opened on its first stage."""
+    found = client.search_runs([exp_id], f"tags.lifecycle_key = '{key}'", max_results=1)
+    if found:
+        client.update_run(found[0].info.run_id, status="RUNNING")
+        return found[0].info.run_id
+    tags = {"run_kind": "lifecycle", "lifecycle_key": key, **{k: v for k, v in revision_tags().items()
+                                                               if k.startswith(("git.", "mlflow.source", "dvc.exp"))}}
+    return client.create_run(exp_id, run_name=lifecycle_name(), tags=tags).info.run_id
+
+
+@contextlib.contextmanager
+def stage_run(params, stage: str, inputs: list[str | Path]) -> Iterator[Tracker]:
+    """The MLflow run of one stage execution (a `NullTracker` with `tracking.enabled: false`).
+
+    Under the lifecycle flow it is a child of the flow's parent run; under `dvc repro` / `dvc exp run` a child of
+    the DVC process's parent run (opened by its first stage, FINISHED after each stage); elsewhere a `one-off`
+    run. Tags: stage, git/DVC revision, run kind, Prefect flow run; params: the input paths; datasets: the inputs.
+    """
+    if not params.tracking.enabled:
+        yield NullTracker()
+        return
+    from mlflow.tracking import MlflowClient
+
+    uri = tracking_uri()
+    client = MlflowClient(tracking_uri=uri)
+    tags = {"stage": stage, **revision_tags()}
+    own_parent = None
+    if "mlflow.parentRunId" not in tags and os.environ.get("DVC_STAGE") and (key := dvc_process_key()):
+        own_parent = find_or_open_dvc_lifecycle(client, experiment_id(client, params.tracking.experiment, uri), key)
+        tags["mlflow.parentRunId"] = own_parent
+    status = "FAILED"
+    try:
+        with MlflowTracker.start(params.tracking.experiment, stage, uri=uri, tags=tags) as tracker:
+            tracker.log_params(io_params(inputs, "input"))
+            tracker.log_datasets(inputs, "input")
+            yield tracker
+        status = "FINISHED"
+    finally:
+        if own_parent:
+            client.set_terminated(own_parent, status)
+
+
+def log_stage_outputs(tracker: Tracker, outputs: list[str | Path]) -> None:
+    """A finished stage's output paths as a param and its outputs as datasets (context `output`)."""
+    tracker.log_params(io_params(outputs, "output"))
+    tracker.log_datasets(outputs, "output")
+
+
+def mlflow_ui_base(uri: str) -> str:
+    """Where a user opens the MLflow UI for this store: the server itself, or `mlflow ui`'s default address."""
+    return uri.rstrip("/") if uri.startswith(("http://", "https://")) else "http://127.0.0.1:5000"
+
+
+def run_url(uri: str, experiment: str, run_id: str) -> str:
+    return f"{mlflow_ui_base(uri)}/#/experiments/{experiment}/runs/{run_id}"
+
+
+@contextlib.contextmanager
+def open_lifecycle_run(experiment: str, name: str, prefect_run_id: str | None = None,
+                       prefect_url: str | None = None, uri: str | None = None) -> Iterator[MlflowTracker]:
+    """The parent run of one lifecycle (`cookbook run`): its id, and the Prefect flow run's id and link, are put
+    in the environment (`LIFECYCLE_ENV`, ...) so every stage run started meanwhile becomes its child."""
+    tags = {"run_kind": "lifecycle", **{k: v for k, v in revision_tags().items()
+                                        if k.startswith(("git.", "mlflow.source", "dvc.exp"))}}
+    prefect = {PREFECT_RUN_ENV: prefect_run_id, PREFECT_URL_ENV: prefect_url}
+    tags.update({tag: v for tag, v in (("prefect.flow_run_id", prefect_run_id), ("prefect.flow_run_url", prefect_url)) if v})
+    saved = {k: os.environ.get(k) for k in (LIFECYCLE_ENV, *prefect)}
+    with MlflowTracker.start(experiment, name, uri=uri or tracking_uri(), tags=tags) as parent:
+        os.environ[LIFECYCLE_ENV] = parent.run_id
+        os.environ.update({k: v for k, v in prefect.items() if v})
+        try:
+            yield parent
+        finally:
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v

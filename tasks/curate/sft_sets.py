@@ -18,6 +18,10 @@ import hashlib
 import json
 from pathlib import Path
 
+from tasks.common.config import ConfigError
+from tasks.common.inputs import InputError
+from tasks.common.shards import MissingInputError
+
 MBPP_PATH = Path(__file__).resolve().parents[1] / "evaluate" / "data" / "mbpp" / "mbpp.jsonl"
 MBPP_TRAIN_IDS = range(601, 975)
 CURATED_DIR = Path("data/decontaminate")
@@ -48,23 +52,40 @@ def mbpp_train(path: Path = MBPP_PATH) -> list[dict]:
     return [{"instruction": r["instruction"], "output": r["output"]} for r in mbpp_train_rows(path)]
 
 
+def jsonl_record(line: str) -> dict | None:
+    """The {instruction, output} of a JSONL line, None when it is not an object with those two strings."""
+    try:
+        r = json.loads(line)
+    except ValueError:
+        return None
+    if not isinstance(r, dict) or not isinstance(r.get("instruction"), str) or not isinstance(r.get("output"), str):
+        return None
+    return {"instruction": r["instruction"], "output": r["output"]}
+
+
 def jsonl_set(path: str) -> list[dict]:
-    rows = [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
-    bad = [i for i, r in enumerate(rows) if not isinstance(r.get("instruction"), str) or not isinstance(r.get("output"), str)]
-    if bad:
-        raise ValueError(f"{path}: line {bad[0] + 1} lacks string 'instruction' and 'output' fields")
-    return [{"instruction": r["instruction"], "output": r["output"]} for r in rows]
+    if not Path(path).is_file():
+        raise MissingInputError(f"SFT set file '{path}' does not exist: fix the jsonl:PATH entry in sft.*.sets")
+    rows = []
+    for lineno, line in enumerate(Path(path).read_text(encoding="utf-8", errors="replace").splitlines(), start=1):
+        if not line.strip():
+            continue
+        record = jsonl_record(line)
+        if record is None:
+            raise InputError(f"{path}: line {lineno} is not a JSON object with string 'instruction' and 'output' fields")
+        rows.append(record)
+    return rows
 
 
 def parquet_set(path: str | Path) -> list[dict]:
     from tasks.common.shards import list_shards, read_table
 
     if not list_shards(path):
-        raise ValueError(f"{path}: no Parquet shards (run `cookbook curate` and `cookbook decontaminate` first)")
+        raise MissingInputError(f"{path}: no Parquet shards (run `cookbook curate` and `cookbook decontaminate` first)")
     table = read_table(path)
     missing = {"instruction", "output"} - set(table.column_names)
     if missing:
-        raise ValueError(f"{path}: no {sorted(missing)} column(s); an SFT set needs instruction and output")
+        raise InputError(f"{path}: no {sorted(missing)} column(s); an SFT set needs instruction and output")
     return [{"instruction": i, "output": o} for i, o in zip(table["instruction"].to_pylist(), table["output"].to_pylist())]
 
 
@@ -81,5 +102,5 @@ def load_sets(names: tuple[str, ...] | list[str]) -> list[dict]:
         elif name.startswith("curated:"):
             rows += parquet_set(CURATED_DIR / name.removeprefix("curated:"))
         else:
-            raise ValueError(f"unknown SFT set '{name}' (known: curated:NAME, parquet:PATH, mbpp-train, jsonl:PATH)")
+            raise ConfigError(f"unknown SFT set '{name}' (known: curated:NAME, parquet:PATH, mbpp-train, jsonl:PATH)")
     return rows

@@ -76,3 +76,22 @@ def test_the_installed_command_exits_2_with_one_line(scratch):
                           env={**os.environ, "PYTHONWARNINGS": "ignore"}, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert proc.stderr.strip().splitlines()[-1].startswith("error: input shard 'shards/part-00000.parquet' is not readable Parquet")
+
+
+def test_sft_set_errors_are_the_kinds_cookbook_reports(tmp_path):
+    """The sft stage loads its sets after the model check; each bad set entry raises an error `cookbook` prints as one line."""
+    from tasks.common.config import ConfigError
+    from tasks.common.inputs import InputError
+    from tasks.common.shards import MissingInputError
+    from tasks.curate.sft_sets import load_sets
+
+    good = '{"instruction": "Add.", "output": "def f(a, b):\\n    return a + b\\n"}\n'
+    (tmp_path / "pairs.jsonl").write_text(good + '{"instruction": "No output."}\n')
+    with pytest.raises(InputError, match=r"pairs.jsonl: line 2 "):
+        load_sets([f"jsonl:{tmp_path / 'pairs.jsonl'}"])
+    with pytest.raises(MissingInputError, match="absent.jsonl"):
+        load_sets([f"jsonl:{tmp_path / 'absent.jsonl'}"])
+    with pytest.raises(ConfigError, match="unknown SFT set 'alpaca'"):
+        load_sets(["alpaca"])
+    (tmp_path / "ok.jsonl").write_text(good)
+    assert load_sets([f"jsonl:{tmp_path / 'ok.jsonl'}"])[0]["instruction"] == "Add."

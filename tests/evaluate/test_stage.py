@@ -11,7 +11,7 @@ import pytest
 from tasks.common.tracking import NullTracker
 from tasks.evaluate import benchmarks
 from tasks.evaluate.sandbox import execute_many
-from tasks.evaluate.stage import run, solution
+from tasks.evaluate.stage import data_fields, run, solution
 from tests.evaluate.conftest import make_params
 
 HUMANEVAL = Path("tasks/evaluate/data/humaneval/HumanEval.jsonl.gz")
@@ -30,7 +30,9 @@ def test_all_164_canonical_humaneval_solutions_pass(tmp_path):
     # A generous limit: this checks correctness, and a loaded CI machine must not turn it into a timing test.
     params = make_params(benchmarks=("humaneval",), samples=str(samples), timeout_s={"humaneval": 20.0})
     metrics = run(params, None, tmp_path / "out", NullTracker())
-    assert metrics["humaneval"] == {"pass@1": 1.0, "passed": 164, "total": 164, "num_samples": 1}
+    assert metrics["humaneval"] == {"pass@1": 1.0, "passed": 164, "total": 164, "num_samples": 1,
+                                    **data_fields(benchmarks.get("humaneval"))}
+    assert metrics["humaneval"]["data_sha256"] == "b796127e635a67f93fb35c04f4cb03cf06f38c8072ee7cee8833d7bee06979ef"
     rows = [json.loads(line) for line in open(tmp_path / "out" / "humaneval.jsonl")]
     assert len(rows) == 164 and {"task_id", "prompt", "completion", "solution", "status", "error"} <= set(rows[0])
 
@@ -43,7 +45,7 @@ def test_wrong_completions_fail(tmp_path):
 
 
 def test_mbpp_reference_solutions_pass_except_the_known_broken_task():
-    bench = benchmarks.get("mbpp")
+    bench = benchmarks.get("mbpp_500")
     problems = bench.problems()
     results = execute_many([bench.program(p, solution(p, p.reference, chat=False)) for p in problems], timeouts_s=20.0)
     failed = {p.task_id for p, r in zip(problems, results) if not r.passed}
@@ -51,7 +53,7 @@ def test_mbpp_reference_solutions_pass_except_the_known_broken_task():
 
 
 def test_mbppplus_expected_outputs_come_from_the_canonical_solutions():
-    bench = benchmarks.get("mbppplus")
+    bench = benchmarks.get("mbpp_plus")
     problems = bench.problems()[:12]
     bench.prepare(problems, timeout_s=3.0, memory_bytes=1 << 30, num_workers=None)
     good = [p for p in problems if p.task_id in bench.expected]
@@ -139,7 +141,7 @@ def test_openai_backend_against_a_local_server(openai_server, tmp_path, model_ty
     params = make_params(benchmarks=("humaneval",), limit=3, backend="openai", openai_base_url=openai_server,
                          openai_model="tiny", model_type=model_type)
     metrics = run(params, Path("served-model"), tmp_path / "out", NullTracker())
-    assert metrics["humaneval"] == {"pass@1": 1.0, "passed": 3, "total": 3, "num_samples": 1}
+    assert {k: metrics["humaneval"][k] for k in ("pass@1", "passed", "total")} == {"pass@1": 1.0, "passed": 3, "total": 3}
     assert _FakeOpenAI.last["model"] == "tiny"
     assert ("\ndef " in _FakeOpenAI.last["stop"]) == (model_type == "base")  # completion stops only for base models
 
@@ -161,7 +163,7 @@ def test_vllm_backend_uses_one_generate_call(tiny_model):
 def test_mbppplus_task_with_gigabyte_outputs_gets_the_memory_its_reference_needs():
     """Mbpp/255 returns ~1 GB lists (combinations with replacement of 77 items): expected outputs are stored
     compressed per input and the candidate's memory limit follows the canonical run's peak RSS."""
-    bench = benchmarks.get("mbppplus")
+    bench = benchmarks.get("mbpp_plus")
     problem = next(p for p in bench.problems() if p.task_id == "Mbpp/255")
     bench.prepare([problem], timeout_s=3.0, memory_bytes=1 << 30, num_workers=1)
     assert problem.task_id in bench.expected

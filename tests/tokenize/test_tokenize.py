@@ -48,10 +48,11 @@ def test_encode_batch_appends_eos_and_packing_cuts_tail(tmp_path):
     save_tokenizer(train_bpe(CODE, 400), tmp_path / "tok", 128)
     table = encode_batch(pa.table({"text": ["x = 1\n", "", "y = 2\n"]}), str(tmp_path / "tok"))
     ids = table.column("ids").to_pylist()
-    assert all(row[-1] == EOS_ID for row in ids) and ids[1] == [EOS_ID]
+    assert ids[0][-1] == ids[2][-1] == EOS_ID and ids[1] == []  # a document without text packs nothing
     counts = pack_to_file([table, table], tmp_path / "tokens.bin", np.dtype(np.uint16), 4)
     total = 2 * sum(map(len, ids))
     assert counts["num_tokens"] == total and counts["num_sequences"] == total // 4
+    assert (counts["num_documents"], counts["num_empty"]) == (4, 2)
     assert (tmp_path / "tokens.bin").stat().st_size == counts["num_sequences"] * 4 * 2
 
 
@@ -67,7 +68,8 @@ def test_stage_on_local_ray(small_corpus, tmp_path):
     meta = json.loads((out / "meta.json").read_text())
     assert meta["vocab_size"] == 1024 and meta["dtype"] == "uint16" and meta["seq_len"] == 64
     assert meta["tokenizer_hash"] == tokenizer_hash(out / "tokenizer")
-    assert metrics["rows_in"] == metrics["rows_kept"] > 0
+    assert metrics["rows_in"] == metrics["rows_kept"] + metrics["rows_dropped"] and metrics["rows_kept"] > 0
+    assert metrics["rows_dropped"] == meta["num_empty"]  # empty files (package __init__.py): no text, nothing packed
     packed = PackedTokens(out)
     assert len(packed) == meta["num_sequences"] > 100 and packed[3].shape == (64,)
     flat = np.fromfile(out / "tokens.bin", dtype=np.uint16)

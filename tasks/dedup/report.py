@@ -121,22 +121,27 @@ def _plot_clusters(histogram: dict[str, int], path: Path) -> None:
 
 
 def _plot_languages(by_lang: dict[str, dict[str, int]], level: str, path: Path) -> None:
+    """Per language, the share of its rows removed as exact and as near duplicates (a language losing 14 of 3,660
+    rows shows as 0.4%, not as an invisible sliver of a row-count bar), labelled with the counts."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     langs = sorted(by_lang, key=lambda lang: -by_lang[lang]["rows_in"])[:20]
+    rows = np.array([max(by_lang[lang]["rows_in"], 1) for lang in langs])
     exact = np.array([by_lang[lang].get("rows_exact_duplicate", 0) for lang in langs])
     near = np.array([by_lang[lang].get("rows_near_duplicate", 0) for lang in langs])
-    kept = np.array([by_lang[lang]["rows_in"] for lang in langs]) - exact - near
     fig, ax = plt.subplots(figsize=(7, 0.3 * len(langs) + 1.5))
-    ax.barh(langs, kept, color="#55a868", label="kept")
-    ax.barh(langs, exact, left=kept, color="#c44e52", label="exact_duplicate")
-    ax.barh(langs, near, left=kept + exact, color="#dd8452", label="near_duplicate")
+    labels = ["unknown_language" if lang == "unknown" else lang for lang in langs]
+    ax.barh(labels, 100 * exact / rows, color="#c44e52", label="exact_duplicate")
+    ax.barh(labels, 100 * near / rows, left=100 * exact / rows, color="#dd8452", label="near_duplicate")
+    for y, (removed, n) in enumerate(zip(exact + near, rows)):
+        ax.text(100 * removed / n, y, f" {removed} of {n}", va="center", fontsize=7)
     ax.invert_yaxis()
-    ax.set_xlabel("rows")
-    ax.set_title(f"dedup ({level} level): rows kept and removed per language")
+    ax.set_xlim(0, max(5.0, float((100 * (exact + near) / rows).max(initial=0)) * 1.3))
+    ax.set_xlabel("% of the language's rows removed")
+    ax.set_title(f"dedup ({level} level): share of rows removed per language")
     ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=100)

@@ -1,8 +1,12 @@
-"""The `report` stage: one markdown report of every stage's counts and the scores, and one MLflow summary run.
+"""The `report` stage: one markdown report of every stage's counts, the scores and every chart, and one MLflow
+summary run.
 
-Input is the metrics folder (`metrics/<stage>.json` of every stage); output is `reports/report.md`.
-The summary run carries the whole params tree (flattened, identical keys across runs so the MLflow UI
-compares pipelines and ablation variants side by side) and the headline metrics of every stage.
+Input is the metrics folder (`metrics/<stage>.json` of every stage) and the training loss CSVs (`plots/`); output
+is `reports/report.md`, next to it the loss of pretrain, anneal and SFT on one step axis (`loss.png`, `loss.csv`),
+and the report embeds that and every stage's chart (`reports/<stage>/*.png`). The summary run (a child of the
+lifecycle's parent run, like the stage runs) carries the whole params tree (flattened, identical keys across
+runs so the MLflow UI compares pipelines and ablation variants side by side), the headline metrics of every
+stage, the joined loss curve as the metric `loss` and the charts.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import yaml
 from tasks.common.config import flatten
 from tasks.common.shards import MissingInputError
 from tasks.common.tracking import MlflowTracker, numeric_items
+from tasks.report.charts import chart_files, joined_loss_curve, read_loss_csv, write_loss_chart, write_loss_csv
 from tasks.stages import ORDER
 
 DATA_STAGES = ("ingest", "recall", "clean", "dedup", "sample", "curate", "decontaminate")
@@ -126,7 +131,17 @@ def score_table(evaluation: dict, paper: dict[str, dict[str, float]]) -> list[st
     return lines
 
 
-def render(metrics: dict[str, dict], paper: dict, paper_size: str) -> str:
+def charts_section(charts: list[str]) -> list[str]:
+    """Markdown images of the charts (paths relative to the report), each under its file name."""
+    if not charts:
+        return []
+    lines = ["## Charts", ""]
+    for chart in charts:
+        lines += [f"**{chart}**", "", f"![{Path(chart).stem}]({chart})", ""]
+    return lines
+
+
+def render(metrics: dict[str, dict], paper: dict, paper_size: str, charts: list[str] = ()) -> str:
     lines = ["# OpenCoder Cookbook: lifecycle report", "",
              "## Data", "", *data_table(metrics), "",
              "## Curation and decontamination", "", *curation_table(metrics),
@@ -136,6 +151,7 @@ def render(metrics: dict[str, dict], paper: dict, paper_size: str) -> str:
         lines += [*score_table(metrics["evaluate"], paper), "",
                   f"Paper columns: OpenCoder-{paper_size} (spec Tables 6/7, pass@1 in %), for orientation only: "
                   "the embedded run trains a tiny model for minutes on CPU.", ""]
+    lines += charts_section(list(charts))
     missing = [s for s in ORDER if s != "report" and s not in metrics]
     if missing:
         lines += [f"Stages without metrics (not run yet): {', '.join(missing)}", ""]
@@ -153,20 +169,45 @@ def headline(metrics: dict[str, dict]) -> dict[str, float]:
     return out
 
 
+def loss_charts(plots_dir: Path, out_dir: Path) -> list[tuple[int, float, str]]:
+    """The joined loss curve of the training stages' CSVs, written as `loss.csv` and `loss.png` in `out_dir`."""
+    rows = joined_loss_curve({s: read_loss_csv(plots_dir / f"{s}.csv") for s in TRAIN_STAGES})
+    if rows:
+        write_loss_csv(rows, out_dir / "loss.csv")
+        write_loss_chart(rows, out_dir / "loss.png")
+    return rows
+
+
+def log_summary(params, tracker, output: Path, metrics: dict, top: dict, curve: list, charts: list[Path]) -> None:
+    """The `summary` run, a sibling of the report's stage run under the same lifecycle parent (if any)."""
+    parent = tracker.client.get_run(tracker.run_id).data.tags.get("mlflow.parentRunId")
+    tags = {"summary": "true", "report_run_id": tracker.run_id, "run_kind": "summary"}
+    with MlflowTracker.start(params.tracking.experiment, "summary", uri=tracker.uri, tags=tags,
+                             parent_run_id=parent) as summary:
+        summary.log_params(flatten(params))
+        summary.log_metrics(top)
+        summary.log_series("loss", [(step, loss) for step, loss, _ in curve])
+        summary.log_artifact(output)
+        for chart in charts:
+            summary.log_artifact(chart, "charts")
+        summary.log_dict(metrics, "metrics.json")
+
+
 def run(params, input: Path | None, output: Path, tracker) -> dict:
     metrics = load_metrics(Path(input or "metrics"))
     paper = paper_reference(params.report.paper_size)
     output.parent.mkdir(parents=True, exist_ok=True)
+    curve = loss_charts(Path("plots"), output.parent)
+    charts = chart_files(output.parent)
     tmp = output.with_name(f".{output.name}.tmp")
-    tmp.write_text(render(metrics, paper, params.report.paper_size))
+    tmp.write_text(render(metrics, paper, params.report.paper_size,
+                          [c.relative_to(output.parent).as_posix() for c in charts]))
     tmp.replace(output)
     top = headline(metrics)
     if tracker.run_id:
-        with MlflowTracker.start(params.tracking.experiment, "summary", uri=tracker.uri,
-                                 tags={"summary": "true", "report_run_id": tracker.run_id}) as summary:
-            summary.log_params(flatten(params))
-            summary.log_metrics(top)
-            summary.log_artifact(output)
-            summary.log_dict(metrics, "metrics.json")
+        log_summary(params, tracker, output, metrics, top, curve, charts)
         tracker.log_artifact(output)
-    return {"stages_reported": len(metrics), "headline_metrics": len(top)}
+        for chart in charts:
+            tracker.log_artifact(chart, "charts")
+    return {"stages_reported": len(metrics), "headline_metrics": len(top), "charts": len(charts),
+            "loss_points": len(curve)}

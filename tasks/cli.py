@@ -19,7 +19,7 @@ from pathlib import Path
 
 from tasks.ablate.experiments import AblationError
 from tasks.common.config import ConfigError
-from tasks.common.inputs import InputError, check_stage_inputs
+from tasks.common.inputs import InputError, check_stage_inputs, disk_full_line, is_disk_full
 from tasks.common.logs import configure_logging
 from tasks.common.shards import MissingInputError
 from tasks.stages import ORDER, STAGES
@@ -142,6 +142,11 @@ def main(argv: list[str] | None = None) -> int:
         return _run_stage(args)
     except (ConfigError, MissingInputError, InputError, AblationError) as err:
         print(f"error: {err}", file=sys.stderr)
+        return 2
+    except OSError as err:
+        if not is_disk_full(err):
+            raise
+        print(f"error: {disk_full_line(err, getattr(args, 'output', None))}", file=sys.stderr)
         return 2
 
 

@@ -9,10 +9,13 @@
   a tokenizer and weight files whose headers parse (the weights themselves are not read).
 
 Both raise `InputError` (exit 2 in `cookbook`); a missing path is left to the stage (`MissingInputError`).
+`disk_full_line` turns a full disk met while writing (an `OSError` ENOSPC, also raised through a Ray task)
+into the one line `cookbook` prints: stage outputs are atomic, so nothing half-written is left behind.
 """
 
 from __future__ import annotations
 
+import errno
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -100,3 +103,15 @@ def check_stage_inputs(stage: str, input_path: Path | None, extra_inputs: Iterab
     for extra in extra_inputs:
         if extra.exists():
             check_shards(extra)
+
+
+def is_disk_full(err: BaseException) -> bool:
+    """Whether an error is a full disk (ENOSPC; pyarrow and Ray carry it in the message only)."""
+    return isinstance(err, OSError) and (err.errno == errno.ENOSPC or "No space left on device" in str(err))
+
+
+def disk_full_line(err: OSError, output: Path | None) -> str:
+    """`no space left ...` naming the file being written (else the stage output) and the fix."""
+    where = err.filename or output
+    return (f"no space left on the device holding '{where}': free space there (or pass --output on another disk) "
+            "and re-run; the previous output, if any, is unchanged")

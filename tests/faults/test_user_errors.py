@@ -95,3 +95,18 @@ def test_sft_set_errors_are_the_kinds_cookbook_reports(tmp_path):
         load_sets(["alpaca"])
     (tmp_path / "ok.jsonl").write_text(good)
     assert load_sets([f"jsonl:{tmp_path / 'ok.jsonl'}"])[0]["instruction"] == "Add."
+
+
+def test_a_full_disk_is_recognised_however_it_is_raised():
+    """ENOSPC from Python, pyarrow's message-only OSError, and the line `cookbook` prints (the real full disk runs
+    in benchmarks/faults.py on a small tmpfs)."""
+    import errno
+
+    from tasks.common.inputs import disk_full_line, is_disk_full
+
+    assert is_disk_full(OSError(errno.ENOSPC, "No space left on device", "/small/out/part-00000.parquet"))
+    assert is_disk_full(OSError("IOError: [Errno 28] No space left on device. Detail: [errno 28]"))
+    assert not is_disk_full(OSError(errno.EACCES, "Permission denied")) and not is_disk_full(ValueError("No space"))
+    line = disk_full_line(OSError(errno.ENOSPC, "No space left on device", "/small/out/x.parquet"), Path("/small/out"))
+    assert "'/small/out/x.parquet'" in line and "\n" not in line
+    assert "'/small/out'" in disk_full_line(OSError("No space left on device"), Path("/small/out"))

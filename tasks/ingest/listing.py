@@ -82,6 +82,10 @@ def list_installed(distributions: Iterable[DistributionSpec], exclude: Iterable[
     """One descriptor per file of each installed distribution (repo = distribution name)."""
     exclude = tuple(exclude)
     items: list[dict] = []
+    names = [spec.name for spec in distributions]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:  # the same repository twice would give every one of its files two rows with one id
+        raise ConfigError(f"ingest.distributions: '{twice[0]}' is listed more than once; keep one entry")
     for spec in distributions:
         try:
             dist = importlib.metadata.distribution(spec.name)

@@ -109,3 +109,9 @@ def test_broken_git_repo_becomes_one_unreadable_descriptor(tmp_path):
     assert find_git_repos(tmp_path) == [repo]
     (item,) = list_git_repo(repo, "broken", ())
     assert (item["location"], item["path"], item["source"]) == (str(repo), "", "git")
+
+
+def test_a_distribution_listed_twice_is_a_config_error():
+    spec = DistributionSpec(name="pyyaml")
+    with pytest.raises(ConfigError, match="'pyyaml' is listed more than once"):
+        list_installed([spec, DistributionSpec(name="numpy"), spec], ())

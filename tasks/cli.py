@@ -5,7 +5,7 @@
     cookbook evaluate --model PATH --benchmarks humaneval,mbpp --output DIR
     cookbook evaluate --samples FILE.jsonl --benchmarks humaneval
     cookbook <stage> ... --set section.key=value  # override params.yaml values
-    cookbook ablate NAME [--jobs N]               # a named ablation (ablations/NAME.yaml) as DVC experiments
+    cookbook ablate NAME [--jobs N] [--dry-run]   # a named ablation (ablations/NAME.yaml) as DVC experiments
 
 Errors in the configuration, missing or unusable inputs (a damaged shard, a model folder that does not load)
 print one line naming the file or key and exit 2.
@@ -71,6 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
     ablate.add_argument("--allow-dirty", action="store_true",
                         help="run although the working tree has uncommitted changes (experiments run from HEAD)")
     ablate.add_argument("--list", action="store_true", help="list the available ablations")
+    ablate.add_argument("--dry-run", action="store_true",
+                        help="print, per variant, the stages that will run and those restored from DVC's cache")
     for name in ORDER:
         p = _stage_parser(sub, name)
         if name == "evaluate":
@@ -120,6 +122,12 @@ def _ablate(args) -> int:
     if args.list or not args.name:
         for name in available(project):
             print(f"{name}: {load_ablation(name, project).description.splitlines()[0]}")
+        return 0
+    if args.dry_run:
+        from tasks.ablate.cache_plan import format_plan
+        from tasks.ablate.runner import plan
+
+        print("\n".join(format_plan(plan(args.name, project, jobs=args.jobs, overrides=list(args.overrides)))))
         return 0
     run_ablation(args.name, project, jobs=args.jobs, overrides=list(args.overrides), allow_dirty=args.allow_dirty,
                  on_line=print)

@@ -1,6 +1,7 @@
 """The comparison of an ablation's variants: one markdown table and three PNG plots.
 
-    reports/ablations/<name>/comparison.md   what each variant changed, rows kept per data stage,
+    reports/ablations/<name>/comparison.md   what each variant changed, which stages it ran and which DVC
+                                             restored (with their seconds), rows kept per data stage,
                                              final training losses, eval scores (pass@1)
     reports/ablations/<name>/counts.png      rows kept per data stage, one bar per variant
     reports/ablations/<name>/loss.png        training loss curves per training stage
@@ -17,7 +18,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from tasks.ablate.experiments import VariantResult
+from tasks.ablate.experiments import RAN, RESTORED, VariantResult
 from tasks.ablate.spec import Ablation, yaml_flow
 from tasks.stages import ORDER
 
@@ -60,6 +61,16 @@ def table(header: list[str], rows: list[list[Any]]) -> list[str]:
     return lines
 
 
+def stage_work(result: VariantResult) -> list[str]:
+    """One row of the "Stages ran / restored" table: ran stages with their seconds, restored stages with the
+    seconds their cached run took (the time saved), and the variant's computed seconds."""
+    def listed(kind: str) -> str:
+        names = [s for s, what in result.stages.items() if what == kind]
+        return ", ".join(f"{s} ({result.seconds[s]:.1f}s)" if s in result.seconds else s for s in names) or "-"
+
+    return [result.variant, listed(RAN), listed(RESTORED), f"{result.ran_seconds:.1f}"]
+
+
 def render(ablation: Ablation, results: dict[str, VariantResult], plots: dict[str, str]) -> str:
     ok = [r for r in results.values() if r.rev]
     lines = [f"# Ablation `{ablation.name}`", "", ablation.description, ""]
@@ -68,6 +79,10 @@ def render(ablation: Ablation, results: dict[str, VariantResult], plots: dict[st
     lines += table(["variant", "DVC experiment", "commit", *varied],
                    [[r.variant, r.experiment, (r.rev or "FAILED")[:10], *[yaml_flow(ablation.variants[r.variant].get(k)) for k in varied]]
                     for r in results.values()])
+    if any(r.stages for r in ok):
+        lines += ["", "## Stages ran / restored from DVC's cache", ""]
+        lines += table(["variant", "ran (seconds)", "restored (seconds of the cached run)", "computed seconds"],
+                       [stage_work(r) for r in ok])
     sections = [("Rows kept per data stage", data_counts), ("Final training loss", final_losses),
                 ("Evaluation (pass@1)", scores)]
     for title, fn in sections:

@@ -7,10 +7,12 @@ Everything goes through the `dvc` command line (the interface users type too):
     dvc exp run --run-all --jobs N               # runs the queue in temporary copies, N at a time
     dvc exp show --json                          # params, metrics and output hashes of every experiment
 
-A queued experiment runs the committed code and `dvc.lock` of HEAD plus the variant's params, in a copy
-under `.dvc/tmp/exps/`; DVC restores every stage whose code, params and inputs it has seen before from
-its run-cache, so a variant recomputes only what it changes. The stages run with this project's tracking
-store (`MLFLOW_TRACKING_URI`) and with `PYTHONPATH=.`, so each copy runs its own committed code.
+A queued experiment runs the committed code of HEAD plus the variant's params, in a copy under
+`.dvc/tmp/exps/` that shares this project's cache and run-cache. It is queued with `dvc.lock` pruned of the
+entries whose outputs this machine's cache lacks (`cache_plan.queued_lock`; why: `cache_plan`'s docstring),
+so DVC restores every stage whose code, params and inputs it has seen before from its run-cache and a variant
+recomputes only what its overrides reach. The stages run with this project's tracking store
+(`MLFLOW_TRACKING_URI`) and with `PYTHONPATH=.`, so each copy runs its own committed code.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import csv
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Callable
@@ -50,6 +53,30 @@ class VariantResult:
     outputs: dict[str, str] = field(default_factory=dict)
     """{output path: DVC hash} from the experiment's dvc.lock (the data lineage of its scores)."""
     error: str | None = None
+    stages: dict[str, str] = field(default_factory=dict)
+    """{stage: "ran" | "restored"} from the experiment's log, in the order DVC went through them."""
+    seconds: dict[str, float] = field(default_factory=dict)
+    """{stage: seconds of its computation} from metrics/<stage>.json (for a restored stage: the run it
+    was restored from, i.e. the time saved)."""
+
+    @property
+    def ran_seconds(self) -> float:
+        return round(sum(self.seconds.get(s, 0.0) for s, what in self.stages.items() if what == RAN), 3)
+
+
+RAN, RESTORED = "ran", "restored"
+_STAGE_LINE = re.compile(r"^(?:Running stage '(?P<ran>[^']+)'|Stage '(?P<restored>[^']+)' (?:is cached|didn't change))")
+
+
+def stage_outcomes(log_text: str) -> dict[str, str]:
+    """{stage: ran | restored} from a `dvc exp run` log ("Running stage 'x'", "Stage 'x' is cached - skipping
+    run", "Stage 'x' didn't change, skipping")."""
+    out: dict[str, str] = {}
+    for line in log_text.splitlines():
+        m = _STAGE_LINE.match(line.strip())
+        if m:
+            out[m["ran"] or m["restored"]] = RAN if m["ran"] else RESTORED
+    return out
 
 
 def venv_bin() -> Path:
@@ -137,11 +164,19 @@ def remove_previous(names: list[str], project_dir: str | Path, env: dict[str, st
     run_cmd([dvc_executable(), "queue", "remove", *names], project_dir, env, check=False)
 
 
+def queue_experiment(name: str, overrides: dict[str, Any], targets: list[str] | tuple[str, ...],
+                     project_dir: str | Path, env: dict[str, str]) -> None:
+    args = [dvc_executable(), "exp", "run", "--queue", "-n", name, *dvc_set_args(overrides), *targets]
+    run_cmd(args, project_dir, env)
+
+
 def queue_variants(ablation: Ablation, project_dir: str | Path, env: dict[str, str]) -> None:
     for variant, overrides in ablation.variants.items():
-        args = [dvc_executable(), "exp", "run", "--queue", "-n", ablation.experiment_name(variant),
-                *dvc_set_args(overrides), *ablation.stages]
-        run_cmd(args, project_dir, env)
+        queue_experiment(ablation.experiment_name(variant), overrides, ablation.stages, project_dir, env)
+
+
+def remove_experiments(names: list[str], project_dir: str | Path, env: dict[str, str]) -> None:
+    run_cmd([dvc_executable(), "exp", "remove", *names], project_dir, env, check=False)
 
 
 def run_queue(project_dir: str | Path, env: dict[str, str], jobs: int, log: Callable[[str], None]) -> None:
@@ -156,9 +191,13 @@ def run_queue(project_dir: str | Path, env: dict[str, str], jobs: int, log: Call
         raise AblationError(f"`{' '.join(args)}` failed (exit {proc.returncode}); see the log above")
 
 
-def failure_log(name: str, project_dir: str | Path, env: dict[str, str]) -> str:
+def experiment_log(name: str, project_dir: str | Path, env: dict[str, str]) -> str:
     proc = run_cmd([dvc_executable(), "queue", "logs", name], project_dir, env, check=False)
-    lines = (proc.stdout + proc.stderr).splitlines()
+    return proc.stdout + proc.stderr
+
+
+def failure_log(name: str, project_dir: str | Path, env: dict[str, str]) -> str:
+    lines = experiment_log(name, project_dir, env).splitlines()
     return "\n".join(lines[-LOG_TAIL_LINES:]) or "(no log)"
 
 
@@ -205,7 +244,9 @@ def read_variant(variant: str, name: str, rev_entry: dict, project_dir: str | Pa
             text = _git_show(project_dir, rev, path)
             if text:
                 losses[Path(path).stem] = parse_loss_csv(text)
-    return VariantResult(variant, name, rev, params, stage_metrics(data), losses, outputs)
+    metrics = stage_metrics(data)
+    seconds = {s: float(m["seconds"]) for s, m in metrics.items() if isinstance(m.get("seconds"), (int, float))}
+    return VariantResult(variant, name, rev, params, metrics, losses, outputs, seconds=seconds)
 
 
 def collect(ablation: Ablation, project_dir: str | Path, env: dict[str, str]) -> dict[str, VariantResult]:
@@ -216,6 +257,7 @@ def collect(ablation: Ablation, project_dir: str | Path, env: dict[str, str]) ->
         name = ablation.experiment_name(variant)
         if name in revs:
             results[variant] = read_variant(variant, name, revs[name], project_dir)
+            results[variant].stages = stage_outcomes(experiment_log(name, project_dir, env))
         else:
             results[variant] = VariantResult(variant, name, error=failure_log(name, project_dir, env))
     return results

@@ -3,14 +3,18 @@
     cookbook ablate dedup_level                 # queue, run (1 at a time), compare
     cookbook ablate sft_strategy --jobs 2       # 2 experiments at a time
     cookbook ablate star_filter --set pretrain.steps=50   # an override on top of every variant
+    cookbook ablate sft_strategy --dry-run      # per variant: the stages that will run / come from cache
     cookbook ablate --list
 
 Steps: validate every variant's params; check the working tree is committed (experiments run from a
-commit); replace the ablation's earlier experiments; queue one `dvc exp run` per variant; run the queue;
-read each experiment's params, metrics, loss curves and output hashes from `dvc exp show` / git; write
-reports/ablations/<name>/ (comparison.md, counts.png, loss.png, scores.png, results.json) and log the
-MLflow parent run `ablation:<name>` with one child run per variant. Re-running an unchanged ablation
-restores every stage from DVC's run-cache instead of recomputing it.
+commit); replace the ablation's earlier experiments; plan which stages each variant runs and which DVC
+restores (`cache_plan`); with --jobs > 1, compute the stages every variant shares once, as the experiment
+`<name>-shared` (removed afterwards, its outputs stay cached); queue one `dvc exp run` per variant, with
+`dvc.lock` pruned of entries this machine's cache lacks (so DVC uses its run-cache); run the queue; read each
+experiment's params, metrics, loss curves, output hashes and ran/restored stages from `dvc exp show`, git and
+its log; write reports/ablations/<name>/ (comparison.md, counts.png, loss.png, scores.png, results.json) and
+log the MLflow parent run `ablation:<name>` with one child run per variant. A variant recomputes only the
+stages its overrides reach; re-running an unchanged ablation restores every stage from DVC's run-cache.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from tasks.ablate import compare, experiments, track
+from tasks.ablate import cache_plan, compare, experiments, track
 from tasks.ablate.experiments import AblationError, VariantResult
 from tasks.ablate.spec import Ablation, load_ablation
 
@@ -40,6 +44,29 @@ class AblationRun:
     @property
     def failed(self) -> list[str]:
         return [v for v, r in self.results.items() if not r.rev]
+
+
+def plan(name: str, project_dir: str | Path = ".", *, jobs: int = 1,
+         overrides: list[str] | tuple[str, ...] = ()) -> cache_plan.AblationPlan:
+    """What `run_ablation` would run and restore, per variant (nothing is run or queued)."""
+    project = Path(project_dir).resolve()
+    ablation = load_ablation(name, project, overrides)
+    return cache_plan.plan_ablation(project, ablation.variants, ablation.stages, jobs)
+
+
+def compute_shared_prefix(ablation: Ablation, planned: cache_plan.AblationPlan, project: Path, env: dict[str, str],
+                          emit: Callable[[str], None]) -> None:
+    """Run the stages every variant shares once, as the experiment `<name>-shared`, so that parallel variants
+    restore them instead of each computing them; the experiment is removed afterwards (its outputs and
+    run-cache entries stay)."""
+    name = ablation.experiment_name(cache_plan.PREFIX_VARIANT)
+    targets = planned.prefix_targets
+    emit(f"ablation {ablation.name}: computing the shared stages once ({', '.join(planned.prefix_run.ran)}) as {name}")
+    first = next(iter(ablation.variants.values()))
+    with cache_plan.queued_lock(project, planned.stale_lock):
+        experiments.queue_experiment(name, first, targets, project, env)
+    experiments.run_queue(project, env, 1, emit)
+    experiments.remove_experiments([name], project, env)
 
 
 def run_ablation(name: str, project_dir: str | Path = ".", *, jobs: int = 1, overrides: list[str] | tuple[str, ...] = (),
@@ -61,8 +88,14 @@ def run_ablation(name: str, project_dir: str | Path = ".", *, jobs: int = 1, ove
     baseline = experiments.head_rev(project)
     names = [ablation.experiment_name(v) for v in ablation.variants]
     emit(f"ablation {name}: {len(names)} variants ({', '.join(ablation.variants)}) on {baseline[:10]}, {jobs} at a time")
-    experiments.remove_previous(names, project, env)
-    experiments.queue_variants(ablation, project, env)
+    experiments.remove_previous([*names, ablation.experiment_name(cache_plan.PREFIX_VARIANT)], project, env)
+    planned = cache_plan.plan_ablation(project, ablation.variants, ablation.stages, jobs)
+    for line in cache_plan.format_plan(planned):
+        emit(f"  plan: {line}")
+    if planned.prefix_to_compute:
+        compute_shared_prefix(ablation, planned, project, env, emit)
+    with cache_plan.queued_lock(project, planned.stale_lock):
+        experiments.queue_variants(ablation, project, env)
     experiments.run_queue(project, env, jobs, emit)
     results = experiments.collect(ablation, project, env)
     files = compare.write_report(ablation, results, project / REPORTS / name)

@@ -2,9 +2,10 @@
 
 Each child carries the variant's whole params tree flattened (the same keys in every child, so the MLflow
 UI's compare view lines the variants up and highlights what differs), the headline metrics of every
-stage, the training loss curves as stepped metrics, and its lineage as tags: the DVC experiment name and
-commit, the baseline commit, and the DVC hash of every output in the experiment's `dvc.lock`. The parent
-carries the comparison report and its plots.
+stage and the seconds the variant computed (`ablation.computed_seconds`), the training loss curves as
+stepped metrics, and as tags which stages ran and which DVC restored (`stages.ran`, `stages.restored`) and
+its lineage: the DVC experiment name and commit, the baseline commit, and the DVC hash of every output in
+the experiment's `dvc.lock`. The parent carries the comparison report and its plots.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from tasks.ablate.experiments import VariantResult
+from tasks.ablate.experiments import RAN, RESTORED, VariantResult
 from tasks.ablate.spec import Ablation, yaml_flow
 from tasks.common.config import ConfigError, build, flatten
 from tasks.common.tracking import MlflowTracker
@@ -39,6 +40,8 @@ def variant_tags(ablation: Ablation, result: VariantResult, baseline: str) -> di
             "dvc.exp_rev": result.rev or "", "dvc.exp_baseline_rev": baseline,
             "mlflow.source.git.commit": result.rev or baseline,
             "overrides": ", ".join(f"{k}={yaml_flow(v)}" for k, v in ablation.variants[result.variant].items())}
+    tags.update({f"stages.{what}": ",".join(s for s, w in result.stages.items() if w == what)
+                 for what in (RAN, RESTORED) if result.stages})
     tags.update({f"output.{path}": md5 for path, md5 in result.outputs.items()})
     return tags
 
@@ -58,7 +61,7 @@ def log_ablation(ablation: Ablation, results: dict[str, VariantResult], files: d
                     child.set_tags({"error": (result.error or "")[-4000:]})
                     continue
                 child.log_params(flat_params(result.params))
-                child.log_metrics(headline(result.metrics))
+                child.log_metrics({**headline(result.metrics), "ablation.computed_seconds": result.ran_seconds})
                 for stage, curve in result.losses.items():
                     child.log_series(f"{stage}.loss", curve)
         for path in files.values():

@@ -28,6 +28,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 
 from tasks.common.shards import DROPPED, commit_parts, join, list_shards, open_parquet, write_part
@@ -70,6 +71,9 @@ def ensure_ray(ray_address: str | None = None, num_cpus: int | None = None) -> N
     # Our datasets are one map operator: a resource reservation per operator only holds its tasks back
     # (dedup signature pass on 300k docs, 2 workers: 12.3-12.7 s with it, 11.4-12.3 s without).
     ctx.op_resource_reservation_enabled = False
+    # Group-bys (`find_duplicates`) sort-shuffle with tasks: the default hash shuffle starts aggregator
+    # actors, 8-10 s per group-by of 100 rows on 2 busy cores against 0.3 s (after the first, which warms workers).
+    ctx.shuffle_strategy = ray.data.context.ShuffleStrategy.SORT_SHUFFLE_PULL_BASED
     ctx.enable_progress_bars = False
     ctx.print_on_execution_start = False
 
@@ -181,19 +185,85 @@ def map_batches(
     return _iter(_apply(ds, apply_to_slice, kwargs, num_workers, 1))
 
 
+DUPLICATE_ID = "duplicate_id"
+"""`drop_reason` of a row whose id an earlier row of the input already has (its `duplicate_of`: that id)."""
+POSITION_BITS = 40
+"""A row's input position is `shard index << POSITION_BITS | row in the shard`: the same for every slicing."""
+
+
+def piece_positions(piece: tuple[str, int, int, int], shard_index: int) -> np.ndarray:
+    """Input positions of the rows of one piece."""
+    path, group, start, stop = piece
+    meta = open_parquet(path).metadata
+    first = sum(meta.row_group(g).num_rows for g in range(group)) + start
+    return (np.int64(shard_index) << POSITION_BITS) + np.arange(first, first + stop - start, dtype=np.int64)
+
+
+def slice_positions(spec: Slice, shard_index: dict[str, int]) -> np.ndarray:
+    """Input positions of the rows of one slice, in order."""
+    return np.concatenate([piece_positions(piece, shard_index[piece[0]]) for piece in spec])
+
+
+def key_positions(items: pa.Table, key: str, shard_index: dict[str, int]) -> pa.Table:
+    """Task body of `find_duplicates`: the key and input position of every row of the slices."""
+    tables = []
+    for spec in map(json.loads, items.column("slice").to_pylist()):
+        keys = read_slice(spec, [key]).column(key)
+        tables.append(pa.table({"key": keys, "position": slice_positions(spec, shard_index)}))
+    return pa.concat_tables(tables)
+
+
+def find_duplicates(slices: list[Slice], shards: Sequence[str], key: str, num_workers: int) -> dict[str, int]:
+    """Every key that more than one input row has -> the input position of its first row.
+
+    A distributed group-by on Ray Data (count and minimum position per key), so only the duplicated keys
+    reach the driver; the map tasks then drop every other row of those keys."""
+    import ray
+    from ray.data.aggregate import Count, Min
+    from ray.data.expressions import col
+
+    shard_index = {str(path): i for i, path in enumerate(shards)}
+    ds = ray.data.from_items([{"slice": json.dumps(s)} for s in slices], override_num_blocks=len(slices))
+    ds = _apply(ds, key_positions, {"key": key, "shard_index": shard_index}, num_workers, 1)
+    grouped = ds.groupby("key").aggregate(Count(alias_name="rows"), Min("position", alias_name="first"))
+    repeated = grouped.filter(expr=col("rows") > 1)
+    found: dict[str, int] = {}
+    for batch in repeated.iter_batches(batch_format="pyarrow", batch_size=None):
+        found.update(zip(batch.column("key").to_pylist(), batch.column("first").to_pylist()))
+    return found
+
+
+def split_duplicates(source: pa.Table, positions: np.ndarray, key: str, first_of: dict[str, int]) -> tuple[pa.Table, pa.Table]:
+    """The rows of a slice to process, and those whose key an earlier input row has, marked
+    `drop_reason: duplicate_id` with `duplicate_of` = the key."""
+    if not first_of:
+        return source, source.slice(0, 0)
+    keys = source.column(key).to_pylist()
+    later = np.array([k in first_of and first_of[k] != p for k, p in zip(keys, positions.tolist())], dtype=bool)
+    if not later.any():
+        return source, source.slice(0, 0)
+    dropped = source.filter(pa.array(later))
+    dropped = dropped.append_column("duplicate_of", dropped.column(key).cast(pa.string()))
+    reasons = pa.array([DUPLICATE_ID] * dropped.num_rows, pa.string())
+    return source.filter(pa.array(~later)), dropped.append_column(DROP_REASON, reasons)
+
+
 SummarizeFn = Callable[[pa.Table], dict]
 """Counts of one output batch as nested dicts of numbers (summed over all batches on the driver)."""
 
 
 def write_slice(items: pa.Table, fn: BatchFn, fn_kwargs: dict, columns: list[str] | None, batch_size: int,
-                output: str, summarize: SummarizeFn | None) -> pa.Table:
-    """Task body of `map_to_shards`: read the slice, apply `fn`, write its kept part and `dropped/` part and
-    return one row per slice: the part names and the counts (JSON), never rows."""
+                output: str, summarize: SummarizeFn | None, key: str | None, first_of: dict[str, int],
+                shard_index: dict[str, int]) -> pa.Table:
+    """Task body of `map_to_shards`: read the slice, set aside the rows of duplicated keys that are not the
+    first, apply `fn` to the others, write the kept part and `dropped/` part and return one row per slice:
+    the part names and the counts (JSON), never rows."""
     rows = []
-    for index, spec in zip(items.column("index").to_pylist(), items.column("slice").to_pylist()):
-        source = read_slice(json.loads(spec), columns)
-        table = pa.concat_tables([fn(source.slice(start, batch_size), **fn_kwargs)
-                                  for start in range(0, source.num_rows, batch_size)], promote_options="default")
+    for index, spec in zip(items.column("index").to_pylist(), map(json.loads, items.column("slice").to_pylist())):
+        source = read_slice(spec, columns)
+        source, repeated = split_duplicates(source, slice_positions(spec, shard_index), key, first_of) if first_of else (source, None)
+        outputs = [fn(source.slice(start, batch_size), **fn_kwargs) for start in range(0, source.num_rows, batch_size)]
+        table = pa.concat_tables(outputs + ([repeated] if repeated is not None and repeated.num_rows else []), promote_options="permissive")
         kept, dropped = split_kept_dropped(table)
         rows.append({
             "index": index,
@@ -236,23 +306,33 @@ def map_to_shards(
     ray_address: str | None = None,
     columns: list[str] | None = None,
     summarize: SummarizeFn | None = None,
+    unique_key: str | None = "id",
 ) -> dict[str, Any]:
     """Map `fn` (which adds a `drop_reason` column, null = kept) over the shard folder on Ray; the workers
     write the kept rows to `output_dir` and the others to `output_dir/dropped/`, in input order, and the
     folder is committed by its manifest. Returns the stage counts (as `stage.split_and_write`), plus
-    `summary`, the sum of `summarize(batch)` over every output batch, where given. The driver holds one
-    row per slice, never a document."""
+    `summary`, the sum of `summarize(batch)` over every output batch, where given.
+
+    Where the input has a `unique_key` column (the document `id`), a row whose key an earlier row has is
+    not given to `fn`: it goes to `dropped/` with `drop_reason: duplicate_id` (`find_duplicates`). The
+    driver holds one row per slice and one per duplicated key, never a document."""
     import ray
 
-    slices = plan_slices(list_shards(input_dir), num_workers)
+    shards = list_shards(input_dir)
+    slices = plan_slices(shards, num_workers)
     if not slices:
         write_empty_outputs(output_dir)
         return {**finish_counts({}), **({"summary": {}} if summarize else {})}
     ensure_ray(ray_address)
+    key = unique_key if unique_key in open_parquet(shards[0]).schema_arrow.names and (columns is None or unique_key in columns) else None
+    first_of = find_duplicates(slices, shards, key, num_workers) if key else {}
+    if first_of:
+        log.warning("%s: %d ids occur more than once; every row after the first is dropped as %s", input_dir, len(first_of), DUPLICATE_ID)
     items = [{"index": i, "slice": json.dumps(s)} for i, s in enumerate(slices)]
     ds = ray.data.from_items(items, override_num_blocks=len(slices))
     kwargs = {"fn": fn, "fn_kwargs": fn_kwargs or {}, "columns": columns, "batch_size": batch_size,
-              "output": str(output_dir), "summarize": summarize}
+              "output": str(output_dir), "summarize": summarize, "key": key, "first_of": first_of,
+              "shard_index": {str(path): i for i, path in enumerate(shards)}}
     results: list[dict] = []
     counts: dict[str, Any] = {}
     summary: dict[str, Any] = {}

@@ -95,3 +95,23 @@ def test_map_to_shards_of_an_empty_input_commits_readable_empty_folders(tmp_path
     metrics = map_to_shards(drop_odd, tmp_path, tmp_path / "out")
     assert metrics["rows_in"] == 0 and count_rows(tmp_path / "out") == 0 and count_rows(tmp_path / "out" / "dropped") == 0
     assert "drop_reason" in read_table(tmp_path / "out" / "dropped").column_names
+
+
+def keep_all(batch: pa.Table) -> pa.Table:
+    return batch.append_column("drop_reason", pa.nulls(batch.num_rows, pa.string()))
+
+
+def test_rows_of_a_repeated_id_after_the_first_are_dropped_as_duplicate_id(tmp_path):
+    ids = [f"d{i}" for i in range(40)]
+    first = pa.table({"id": ids[:20] + ["d3", "d5"], "x": list(range(22))})
+    second = pa.table({"id": ["d5"] + ids[20:] + ["d3"], "x": list(range(22, 44))})
+    pq.write_table(first, tmp_path / "part-0.parquet", row_group_size=7)
+    pq.write_table(second, tmp_path / "part-1.parquet")
+    for workers in (1, 2):
+        out = tmp_path / f"out{workers}"
+        metrics = map_to_shards(keep_all, tmp_path, out, num_workers=workers, batch_size=5)
+        assert metrics["dropped_by_reason"] == {"duplicate_id": 4} and metrics["rows_kept"] == 40
+        assert read_table(out).column("id").to_pylist() == ids and read_table(out).column("x").to_pylist()[:20] == list(range(20))
+        dropped = read_table(out / "dropped").select(["id", "x", "duplicate_of"]).to_pylist()
+        assert dropped == [{"id": "d3", "x": 20, "duplicate_of": "d3"}, {"id": "d5", "x": 21, "duplicate_of": "d5"},
+                           {"id": "d5", "x": 22, "duplicate_of": "d5"}, {"id": "d3", "x": 43, "duplicate_of": "d3"}]

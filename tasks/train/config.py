@@ -51,6 +51,14 @@ class TrainCommon:
     """End this run after this optimizer step (a time-sliced or preemptible job); re-running resumes."""
     seed: int = 0
     """Seed of model init and data order."""
+    attention_implementation: Literal["auto", "packed_sdpa", "flash_attention_2"] = "auto"
+    """Attention kernel: auto = FlashAttention-2 where the flash-attn package is installed (CUDA, bf16), else
+    `packed_sdpa` (torch SDPA per document, no mask; `attention.py`). NOT FOUND in the paper."""
+    prefetch_steps: int = 2
+    """Steps of micro-batches read ahead by a background thread on each worker."""
+    max_failures: int = 3
+    """Ray Train FailureConfig: restarts of the worker group after a lost worker, each resuming from the latest
+    checkpoint (-1: unlimited)."""
 
     def __post_init__(self):
         if self.zero_stage not in (0, 1, 2, 3):

@@ -35,7 +35,8 @@ def engine_settings(cfg: TrainCommon) -> Engine:
     return Engine(zero_stage=cfg.zero_stage, precision=cfg.precision, weight_decay=cfg.weight_decay,
                   adam_beta1=cfg.adam_beta1, adam_beta2=cfg.adam_beta2, adam_eps=cfg.adam_eps,
                   gradient_clipping=cfg.gradient_clipping, gradient_checkpointing=cfg.gradient_checkpointing,
-                  num_threads=threads, peak_tflops=cfg.peak_tflops)
+                  num_threads=threads, peak_tflops=cfg.peak_tflops, attention_implementation=cfg.attention_implementation,
+                  prefetch_steps=cfg.prefetch_steps)
 
 
 def make_job(stage: str, cfg: TrainCommon, phases: list[Phase], *, tokenizer_dir: Path, plot_csv: Path, tracker,
@@ -55,7 +56,8 @@ def train(job_for_export, cfg: TrainCommon, params, output: Path, checkpoint_roo
         with atomic_dir(output) as tmp:
             job = job_for_export(tmp.resolve())
             launch(job, num_workers=cfg.num_workers, use_gpu=cfg.use_gpu, cpus_per_worker=cfg.cpus_per_worker,
-                   storage_path=checkpoint_root / ckpt.RAY_DIR, ray_address=params.compute.ray_address)
+                   storage_path=checkpoint_root / ckpt.RAY_DIR, ray_address=params.compute.ray_address,
+                   max_failures=cfg.max_failures)
             summaries = read_summaries(job)
             if any(s["stopped"] for s in summaries) or len(summaries) < len(job.phases):
                 raise _Stopped

@@ -43,7 +43,7 @@ class DataSpec:
     sources: dict[str, float] | None = None
     """packed: tokenize-output folders and weights."""
     sft_path: str | None = None
-    """sft: Parquet of tokenized examples (input_ids, labels)."""
+    """sft: a folder of tokenized examples (`sft_store.py`)."""
     epochs: int = 1
     """sft: passes over the examples (sets the step count)."""
     attention: Literal["causal", "document"] = "causal"
@@ -75,6 +75,10 @@ class Engine:
     gradient_checkpointing: bool
     num_threads: int
     peak_tflops: float | None
+    attention_implementation: Literal["auto", "packed_sdpa", "flash_attention_2"] = "auto"
+    """auto: FlashAttention-2 where installed (CUDA, bf16), else `packed_sdpa` (`attention.py`)."""
+    prefetch_steps: int = 2
+    """Steps whose micro-batches a background thread prepares ahead of the training step."""
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -4,6 +4,11 @@ Locally: one CPU worker, gloo. On a cluster: `num_workers` GPU workers, NCCL; sa
 run folder (`storage_path`) lives under the stage's checkpoint folder, never in the user's home; our
 own DeepSpeed checkpoints are written by the loop (`checkpoint.py`), so on a multi-node cluster the
 checkpoint folder must be shared storage.
+
+Elastic restarts: `FailureConfig(max_failures)`. When a worker dies (a lost node, a killed process), Ray
+Train tears the worker group down and starts a new one, which runs `train_loop` again: every phase resumes
+from the newest complete DeepSpeed checkpoint in its folder (the `latest` tag), with the step, the data
+position and the phase's loss rows up to that step, so the loss curve continues exactly from the restore step.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ log = logging.getLogger(__name__)
 
 
 def launch(job: TrainJob, *, num_workers: int, use_gpu: bool, cpus_per_worker: int, storage_path: Path,
-           ray_address: str | None = None) -> None:
+           ray_address: str | None = None, max_failures: int = 3) -> None:
     import ray.train
     from ray.train.torch import TorchConfig, TorchTrainer
 
@@ -31,7 +36,8 @@ def launch(job: TrainJob, *, num_workers: int, use_gpu: bool, cpus_per_worker: i
         train_loop_config=to_plain(job),
         scaling_config=ray.train.ScalingConfig(num_workers=num_workers, use_gpu=use_gpu,
                                                resources_per_worker={"CPU": cpus_per_worker}),
-        run_config=ray.train.RunConfig(name=f"{job.stage}-ray-train", storage_path=str(storage_path)),
+        run_config=ray.train.RunConfig(name=f"{job.stage}-ray-train", storage_path=str(storage_path),
+                                       failure_config=ray.train.FailureConfig(max_failures=max_failures)),
         torch_config=TorchConfig(backend="nccl" if use_gpu else "gloo"),
     )
     trainer.fit()

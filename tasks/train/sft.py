@@ -4,20 +4,20 @@
 
 Variants (Table 10): `two-stage` (stage 1, then stage 2 from stage 1's weights: the paper's recipe),
 `mix` (both stages' sets shuffled together, stage 1's hyper-parameters), `stage1-only`. Each phase:
-linear warmup then cosine; examples encoded by `chat.py` (labels -100 on the prompt), padded right.
+linear warmup then cosine; examples encoded by `chat.py` (labels -100 on the prompt), stored flat
+(`sft_store.py`) and packed without padding per micro-batch (`attention.py`).
 Both phases run in one Ray Train job; each has a checkpoint folder under checkpoints/sft/.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.parquet as pq
 
 from tasks.curate.sft_sets import load_sets
 from tasks.train import driver
@@ -25,6 +25,7 @@ from tasks.train.chat import encode_example
 from tasks.train.config import SftConfig, SftStageConfig
 from tasks.train.export import read_meta
 from tasks.train.job import DataSpec, ModelInit, Phase, ScheduleSpec
+from tasks.train.sft_store import OFFSETS, write_store
 
 
 def stage_plan(cfg: SftConfig) -> list[tuple[str, SftStageConfig]]:
@@ -36,18 +37,17 @@ def stage_plan(cfg: SftConfig) -> list[tuple[str, SftStageConfig]]:
 
 
 def write_examples(tokenizer, stage: SftStageConfig, folder: Path, seed: int) -> tuple[Path, int]:
-    """Encode a stage's sets to Parquet (named by content hash, so changed data never resumes old checkpoints)."""
+    """Encode a stage's sets into a flat example store (`sft_store.py`), named by content hash so changed data
+    never resumes old checkpoints."""
     rows = load_sets(stage.sets)
     if stage.max_examples is not None and len(rows) > stage.max_examples:
         keep = sorted(np.random.default_rng(seed).choice(len(rows), size=stage.max_examples, replace=False))
         rows = [rows[i] for i in keep]
     pairs = [encode_example(tokenizer, r["instruction"], r["output"], stage.max_len) for r in rows]
-    table = pa.table({"input_ids": [p[0] for p in pairs], "labels": [p[1] for p in pairs]})
-    digest = hashlib.sha256(str(table.to_pydict()).encode()).hexdigest()[:12]
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"examples-{digest}.parquet"
-    if not path.exists():
-        pq.write_table(table, path)
+    digest = hashlib.sha256(json.dumps(pairs).encode()).hexdigest()[:12]
+    path = folder / f"examples-{digest}"
+    if not (path / OFFSETS).exists():
+        write_store(path, pairs)
     return path, len(pairs)
 
 

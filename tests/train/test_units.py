@@ -101,31 +101,15 @@ def test_mbpp_train_split():
     assert "assert" in rows[0]["instruction"] and "\r" not in rows[0]["output"]
 
 
-def test_document_mask_blocks_cross_document_attention():
-    ids = np.array([[5, 6, 2, 7, 8, 9, 2, 4]])
+def test_document_batch_is_one_packed_row_with_restarting_positions_and_boundaries():
+    ids = np.array([[5, 6, 2, 7, 8, 9, 2, 4], [3, 2, 5, 5, 5, 5, 5, 5]])
     batch = causal_lm_batch(ids, attention="document", eos_id=2)
-    assert batch["position_ids"].tolist() == [[0, 1, 2, 0, 1, 2, 3, 0]]
-    mask = batch["attention_mask"][0, 0]
-    assert mask[4, 3] and not mask[4, 2] and not mask[3, 0] and mask[2, 0]
-    assert batch["labels"][0, 3] == -100 and batch["labels"][0, 7] == -100 and batch["labels"][0, 4] == 8
-
-
-def test_document_mask_with_one_document_equals_causal():
-    from transformers import LlamaForCausalLM
-
-    cfg = llama_config(PRESETS["tiny"], 64, bos_token_id=1, eos_token_id=2, pad_token_id=0)
-    torch.manual_seed(0)
-    model = LlamaForCausalLM(cfg).eval()
-    ids = np.random.default_rng(0).integers(5, 64, size=(2, 16))
-    plain = model(**causal_lm_batch(ids, attention="causal", eos_id=2)).logits
-    doc = model(**causal_lm_batch(ids, attention="document", eos_id=2)).logits
-    assert torch.allclose(plain, doc, atol=1e-5)
-    ids[0, 7] = 2  # a boundary: the second document's logits must not depend on the first one
-    a = model(**causal_lm_batch(ids, attention="document", eos_id=2)).logits[0, 8:]
-    ids2 = ids.copy()
-    ids2[0, :7] = 9
-    b = model(**causal_lm_batch(ids2, attention="document", eos_id=2)).logits[0, 8:]
-    assert torch.allclose(a, b, atol=1e-5)
+    assert batch["input_ids"].shape == (1, 16) and "attention_mask" not in batch
+    assert batch["position_ids"].tolist() == [[0, 1, 2, 0, 1, 2, 3, 0, 0, 1, 0, 1, 2, 3, 4, 5]]
+    assert batch["cu_seq_lens_q"].tolist() == [0, 3, 7, 8, 10, 16] and batch["max_length_q"] == 6
+    labels = batch["labels"][0].tolist()
+    assert [i for i, x in enumerate(labels) if x == -100] == [0, 3, 7, 8, 10]  # every document's first token
+    assert labels[4] == 8 and labels[9] == 2
 
 
 def _packed(folder, tok_dir_hash=None, vocab=300, seq_len=8, num=10):

@@ -1,0 +1,153 @@
+"""Model construction whose host memory per rank does not grow with the model: the training dtype directly,
+partitioned at birth under ZeRO-3, never a full fp32 copy per rank.
+
+- ZeRO-3: the model is built inside `deepspeed.zero.Init` (each module's parameters are partitioned across the
+  ranks as soon as the module exists, in the training dtype); HF folders load through `HfDeepSpeedConfig`, which
+  makes `from_pretrained` do the same.
+- ZeRO 0-2: the model is built on the meta device (no memory), then materialised once in the training dtype on
+  the training device (`to_empty`); HF folders load with `from_pretrained(dtype=...)`.
+
+Fresh weights come from `init_parameters`: every parameter is drawn from its own generator seeded by (seed,
+parameter name), as transformers' Llama init does it (normal(0, initializer_range) for matrices, ones for norms).
+The weights therefore do not depend on the world size, the ZeRO stage or the construction order, which is what
+lets 1 process and N processes start from the same model. Under ZeRO-3, rank 0 draws each module's parameters
+inside `GatheredParameters`, one module at a time, and DeepSpeed scatters them to the shards.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import zlib
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import torch
+
+from tasks.train import checkpoint as ckpt
+
+_HF_DS_CONFIG = None
+"""The live `HfDeepSpeedConfig` (transformers reads it through a weak reference while it exists)."""
+
+
+def parameter_generator(seed: int, name: str) -> torch.Generator:
+    return torch.Generator().manual_seed(seed * 1_000_003 + zlib.crc32(name.encode()))
+
+
+def initial_value(name: str, shape: torch.Size, dtype: torch.dtype, *, seed: int, std: float) -> torch.Tensor:
+    """The fresh value of parameter `name`: ones for RMSNorm weights, else normal(0, std) from its own generator."""
+    if len(shape) == 1:  # RMSNorm weights (the presets have no biases)
+        return torch.ones(shape, dtype=dtype)
+    value = torch.empty(shape, dtype=torch.float32).normal_(0.0, std, generator=parameter_generator(seed, name))
+    return value.to(dtype)
+
+
+def is_partitioned(param: torch.nn.Parameter) -> bool:
+    return hasattr(param, "ds_id")
+
+
+def assign_parameters(model: torch.nn.Module, value_of: Callable[[str, torch.nn.Parameter], torch.Tensor], rank: int) -> None:
+    """Set every parameter to `value_of(name, param)`, one module at a time. Partitioned (ZeRO-3) parameters are
+    gathered, written on rank 0 and scattered back by DeepSpeed; plain ones are written on every rank."""
+    import deepspeed
+
+    for module_name, module in model.named_modules():
+        own = list(module.named_parameters(recurse=False))
+        if not own:
+            continue
+        params = [p for _, p in own]
+        partitioned = any(is_partitioned(p) for p in params)
+        with deepspeed.zero.GatheredParameters(params, modifier_rank=0, enabled=partitioned), torch.no_grad():
+            if partitioned and rank != 0:
+                continue
+            for name, param in own:
+                full = f"{module_name}.{name}" if module_name else name
+                param.data.copy_(value_of(full, param).to(param.dtype))
+
+
+def init_parameters(model: torch.nn.Module, *, seed: int, rank: int) -> None:
+    std = model.config.initializer_range
+    assign_parameters(model, lambda name, p: initial_value(name, p.shape, p.dtype, seed=seed, std=std), rank)
+
+
+@contextlib.contextmanager
+def default_dtype(dtype: torch.dtype) -> Iterator[None]:
+    before = torch.get_default_dtype()
+    torch.set_default_dtype(dtype)
+    try:
+        yield
+    finally:
+        torch.set_default_dtype(before)
+
+
+def empty_model(config, *, dtype: torch.dtype, device: torch.device, ds_config: dict | None):
+    """A Llama with uninitialised weights in `dtype`: partitioned by `zero.Init` when `ds_config` is ZeRO-3
+    (weights on `device` as shards), otherwise materialised from the meta device on `device`."""
+    from transformers import LlamaForCausalLM
+    from transformers.initialization import no_init_weights
+
+    if zero3(ds_config):
+        import deepspeed
+
+        # zero.Init takes the dtype from the config (bf16 or fp32); its `dtype` argument is ignored where the
+        # accelerator lacks fp16 (DeepSpeed 0.19: the CPU gets bf16 whatever is asked), so it is not passed.
+        if (dtype == torch.bfloat16) != bool(ds_config.get("bf16", {}).get("enabled")):
+            raise ValueError(f"dtype {dtype} disagrees with the DeepSpeed config's bf16 setting")
+        with deepspeed.zero.Init(config_dict_or_path=ds_config), no_init_weights(), default_dtype(dtype):
+            model = LlamaForCausalLM(config)
+        return model
+    with torch.device("meta"), no_init_weights(), default_dtype(dtype):
+        model = LlamaForCausalLM(config)
+    model.to_empty(device=device)
+    restore_rotary_buffers(model, device)
+    return model
+
+
+def restore_rotary_buffers(model, device: torch.device) -> None:
+    """RoPE's inverse frequencies are computed buffers, not weights: recompute those `to_empty` left unset."""
+    rotary = model.model.rotary_emb
+    model.model.rotary_emb = type(rotary)(config=model.config).to(device)
+
+
+def zero3(ds_config: dict | None) -> bool:
+    return bool(ds_config) and ds_config.get("zero_optimization", {}).get("stage") == 3
+
+
+def fresh_model(config, *, seed: int, dtype: torch.dtype, device: torch.device, ds_config: dict | None, rank: int):
+    model = empty_model(config, dtype=dtype, device=device, ds_config=ds_config)
+    init_parameters(model, seed=seed, rank=rank)
+    return model
+
+
+def pretrained_model(folder: str, *, dtype: torch.dtype, device: torch.device, ds_config: dict | None):
+    """An HF folder in `dtype`; under ZeRO-3 loaded straight into partitioned parameters (HfDeepSpeedConfig)."""
+    global _HF_DS_CONFIG
+    from transformers import LlamaForCausalLM
+
+    if zero3(ds_config):
+        from transformers.integrations import HfDeepSpeedConfig
+
+        _HF_DS_CONFIG = HfDeepSpeedConfig(ds_config)  # kept alive: transformers holds only a weak reference
+        try:
+            return LlamaForCausalLM.from_pretrained(folder, dtype=dtype)
+        finally:
+            _HF_DS_CONFIG = None
+    return LlamaForCausalLM.from_pretrained(folder, dtype=dtype).to(device)
+
+
+def checkpoint_model(tag_dir: str, *, dtype: torch.dtype, device: torch.device, ds_config: dict | None, rank: int):
+    """The weights of a ZeRO 0-2 checkpoint tag (annealing branches), built without a second full copy."""
+    from transformers import LlamaConfig
+
+    config = LlamaConfig.from_dict(json.loads((Path(tag_dir).parent / ckpt.MODEL_CONFIG).read_text()))
+    model = empty_model(config, dtype=dtype, device=device, ds_config=ds_config)
+    weights = ckpt.load_module_weights(tag_dir)
+    missing = sorted(set(dict(model.named_parameters())) - set(weights))
+    if missing:
+        raise ValueError(f"{tag_dir}: checkpoint lacks parameters {missing[:3]}...; it is not this model's checkpoint")
+    assign_parameters(model, lambda name, p: weights[name], rank)
+    return model
+
+
+def parameter_count(model) -> int:
+    return sum(p.ds_numel if is_partitioned(p) else p.numel() for p in model.parameters())

@@ -41,6 +41,10 @@ from tasks.stages import ORDER, STAGES
 DVC_TAIL_LINES = 40
 LOCAL_PREFECT_UI = "http://127.0.0.1:4200"
 """Where `prefect server start` serves the UI (and the history of runs made on the temporary server)."""
+LEADING_TIMESTAMP = re.compile(r"^\d{4}[-/]\d\d[-/]\d\d[ T]\d\d:\d\d:\d\d(?:[,.]\d+)?\s*")
+"""Libraries that log through their own handlers (Ray, MLflow) stamp the date and time: the flow already does."""
+SHOWN_WARNINGS: set[str] = set()
+"""Warnings a stage printed, shown once per process (Ray repeats its token-authentication warning in every stage)."""
 SKIPPED = re.compile(r"Stage '[^']+' (didn't change, skipping|is cached - skipping run)")
 INPUT_ERROR = re.compile(r"exited with 2\b")
 REPORT_FILES = (".png", ".md", ".csv", ".json")
@@ -164,6 +168,17 @@ def stream(proc: subprocess.Popen, on_line, watch: SilenceWatch, tick_s: float =
         watch.tick()
 
 
+def is_repeated_warning(line: str) -> bool:
+    """Whether `line` is a library warning already shown (then it is logged at DEBUG only); records it."""
+    if "WARNING" not in line[:40]:
+        return False
+    key = re.sub(r"\d+", "#", line)
+    if key in SHOWN_WARNINGS:
+        return True
+    SHOWN_WARNINGS.add(key)
+    return False
+
+
 def run_dvc_stage(stage: str, project_dir: str, force: bool, logger, interval: float) -> tuple[list[str], bool]:
     """`dvc repro --single-item <stage>`, streamed to `logger`; returns (tail of its output, skipped by DVC)."""
     cmd = [*_dvc_command(), "repro", "--single-item", stage] + (["--force"] if force else [])
@@ -174,7 +189,11 @@ def run_dvc_stage(stage: str, project_dir: str, force: bool, logger, interval: f
 
     def on_line(line: str) -> None:
         nonlocal tail, skipped
-        logger.info(line)
+        line = LEADING_TIMESTAMP.sub("", line)
+        if is_repeated_warning(line):
+            logger.debug(line)
+        else:
+            logger.info(line)
         tail = (tail + [line])[-DVC_TAIL_LINES:]
         skipped = skipped or bool(SKIPPED.search(line))
 

@@ -14,6 +14,7 @@ print one line naming the file or key and exit 2.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -139,6 +140,8 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging(args.verbose)
     try:
         if args.command == "run":
+            # Prefect's temporary server migrates its database on first use: slow on a busy 2-core machine
+            os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
             from flows.lifecycle import lifecycle, summary_lines
 
             result = lifecycle(params_path=str(args.params), overrides=list(args.overrides), force=args.force,

@@ -2,7 +2,8 @@
 
 Library loggers that chatter at INFO (httpx logs every request the Prefect client makes, `POST /api/logs/`
 included; alembic every MLflow schema check; Ray, DeepSpeed and MLflow their internals) are raised to WARNING,
-unless `--verbose`. A process started by the lifecycle flow (which logs each of its lines with the flow's own
+unless `--verbose`. Prefect's run loggers are shown with the task run's name (the stage). A process started by
+the lifecycle flow (which logs each of its lines with the flow's own
 timestamp) gets `COOKBOOK_LOG_TIMESTAMPS=0` and leaves the timestamp out, so every line carries exactly one.
 """
 
@@ -20,7 +21,17 @@ TIMESTAMPS_ENV = "COOKBOOK_LOG_TIMESTAMPS"
 
 def log_format(timestamps: bool) -> str:
     """`12:00:01 INFO cookbook: message`, or without the time when the caller adds its own."""
-    return ("%(asctime)s " if timestamps else "") + "%(levelname)s %(name)s: %(message)s"
+    return ("%(asctime)s " if timestamps else "") + "%(levelname)s %(where)s: %(message)s"
+
+
+class RunFormatter(logging.Formatter):
+    """Names a Prefect task run or flow run (`clean`, `flow spicy-adder`) where Prefect's run loggers say only
+    `prefect.task_runs`; any other record keeps its logger name."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        task_run, flow_run = getattr(record, "task_run_name", None), getattr(record, "flow_run_name", None)
+        record.where = task_run or (f"flow {flow_run}" if flow_run else record.name)
+        return super().format(record)
 
 
 def configure_logging(verbose: bool = False, env: dict[str, str] | None = None) -> None:
@@ -28,8 +39,12 @@ def configure_logging(verbose: bool = False, env: dict[str, str] | None = None) 
     `verbose`); Prefect's server telemetry off (offline it logs an error at every start)."""
     env = os.environ if env is None else env
     timestamps = env.get(TIMESTAMPS_ENV, "1") != "0"
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format=log_format(timestamps),
-                        datefmt="%H:%M:%S", force=True)
+    handler = logging.StreamHandler()
+    handler.setFormatter(RunFormatter(log_format(timestamps), datefmt="%H:%M:%S"))
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, handlers=[handler], force=True)
     for name in QUIET_LOGGERS:
         logging.getLogger(name).setLevel(logging.DEBUG if verbose else logging.WARNING)
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    if not verbose:  # MLflow and Ray Data configure their own loggers when imported, from these variables
+        os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+        os.environ.setdefault("RAY_DATA_LOG_LEVEL", "WARNING")

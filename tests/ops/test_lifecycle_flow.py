@@ -182,3 +182,32 @@ def test_a_silent_stage_reports_progress_while_it_runs(prefect_server, project):
         logs = client.read_logs(LogFilter(flow_run_id=LogFilterFlowRunId(any_=[state.state_details.flow_run_id])))
     messages = [entry.message for entry in logs]
     assert any(m.startswith("ingest: running for ") and "last: ingest: started" in m for m in messages), messages
+
+
+def test_child_lines_lose_their_own_timestamp_and_repeated_warnings():
+    from flows.lifecycle import LEADING_TIMESTAMP, is_repeated_warning
+
+    line = LEADING_TIMESTAMP.sub("", "2026-12-07 03:47:51,820\tWARNING setup.py:85 -- Token authentication is enabled")
+    assert line == "WARNING setup.py:85 -- Token authentication is enabled"
+    assert LEADING_TIMESTAMP.sub("", "2026/12/07 03:39:43 INFO mlflow: x") == "INFO mlflow: x"
+    assert not is_repeated_warning("WARNING tasks.x: only once, 12 rows") and is_repeated_warning("WARNING tasks.x: only once, 13 rows")
+    assert not is_repeated_warning("INFO cookbook: 10 rows") and not is_repeated_warning("INFO cookbook: 10 rows")
+
+
+def test_summary_names_counts_scores_reports_and_links(tmp_path):
+    from flows.lifecycle import summary_lines
+
+    (tmp_path / "reports").mkdir()
+    (tmp_path / "reports" / "report.md").write_text("#")
+    (tmp_path / "reports" / "loss.png").write_bytes(b"")
+    result = {"stages": {"clean": {"rows_in": 6568, "rows_kept": 3660, "rows_dropped": 2908, "seconds": 65.6},
+                         "pretrain": {"first_loss": 9.04, "final_loss": 6.08, "seconds": 74.3},
+                         "evaluate": {"humaneval": {"pass@1": 0.0, "passed": 0, "total": 164}, "seconds": 52}},
+              "cached": ["clean"], "mlflow_run_url": "http://127.0.0.1:5000/#/experiments/1/runs/abc",
+              "prefect_flow_run_url": "http://127.0.0.1:4200/runs/flow-run/xyz"}
+    text = "\n".join(summary_lines(result, tmp_path))
+    assert "clean          cached, rows 6,568 -> kept 3,660 (dropped 2,908)" in text
+    assert "pretrain       74s, first_loss 9.04, final_loss 6.08" in text
+    assert "Scores: humaneval pass@1 0.0% (0/164)" in text
+    assert "Reports: reports/report.md, reports/loss.png" in text
+    assert "MLflow:  http://127.0.0.1:5000/#/experiments/1/runs/abc" in text and "runs/flow-run/xyz" in text

@@ -21,7 +21,7 @@ from functools import cached_property
 
 import numpy as np
 
-from tasks.clean.syntax import Scan, scan
+from tasks.clean.comments import python_comment_text, raw_lines, split_code_comments
 
 Signal = Callable[["Doc"], float | None]
 SIGNALS: dict[str, Signal] = {}
@@ -129,12 +129,23 @@ class Doc:
         return lengths
 
     @cached_property
-    def scan(self) -> Scan:
-        return scan(self.text, self.lang)
+    def code_and_comments(self) -> tuple[str, str]:
+        """The released `code_raw_content` / `comment_raw_content` (tasks/clean/comments.py)."""
+        return split_code_comments(self.text, self.lang)
+
+    @property
+    def code_content(self) -> str:
+        return self.code_and_comments[0]
 
     @cached_property
     def code_lines(self) -> list[str]:
-        return [line for line in self.scan.code_only.split("\n") if line.strip()]
+        """The released `code_normalized_lines`: non-blank lines of the code, each with its newline."""
+        return [line for line in raw_lines(self.code_content) if line.strip()]
+
+    @cached_property
+    def comment_lines(self) -> list[str]:
+        """The released `comment_normalized_lines`: non-blank lines of the comments."""
+        return [line for line in raw_lines(self.code_and_comments[1]) if line.strip()]
 
     @cached_property
     def word_ids(self) -> tuple[np.ndarray, np.ndarray]:
@@ -261,10 +272,17 @@ def frac_words_unique(doc: Doc) -> float | None:
 
 @signal("qsc_code_frac_lines_dupe_lines")
 def code_frac_lines_dupe_lines(doc: Doc) -> float | None:
-    squashed = ["".join(line.split()) for line in doc.code_lines]
+    """quality_signals/code.py: code lines with whitespace removed; lines seen more than once count, except "},"
+    and one-character lines; None for a text without lines."""
+    if not doc.lines:
+        return None
+    squashed = [_WHITESPACE.sub("", line) for line in doc.code_lines]
     counts = Counter(squashed)
-    dupes = sum(1 for s in squashed if counts[s] > 1 and len(s) > 1 and s != "},")
+    dupes = sum(n for s, n in counts.items() if n != 1 and s != "}," and len(s) != 1)
     return _ratio(dupes, len(squashed))
+
+
+_WHITESPACE = re.compile(r"\s+")
 
 
 @signal("qsc_code_size_file_byte")
@@ -317,7 +335,13 @@ def frac_chars_whitespace(doc: Doc) -> float | None:
 
 @signal("qsc_code_frac_chars_comments")
 def frac_chars_comments(doc: Doc) -> float | None:
-    return _ratio(doc.scan.comment_chars, len(doc.text))
+    """Comment characters over all characters: Python counts the released `get_text_python` text (docstrings and
+    `#`-stripped comments), every other language the comment tokens of the code/comment split."""
+    if doc.lang == "python":
+        from tasks.clean.signals_lang import _python_tree
+
+        return _ratio(len(python_comment_text(doc.text, _python_tree(doc))), len(doc.text))
+    return _ratio(len(doc.code_and_comments[1]), len(doc.text))
 
 
 @signal("qsc_code_cate_xml_start")
@@ -356,24 +380,24 @@ def _more_words_than(line: str, n: int) -> bool:
 
 @signal("qsc_code_frac_lines_long_string")
 def frac_lines_long_string(doc: Doc) -> float | None:
-    bodies = _string_bodies(_STRINGS_MULTILINE, doc.scan.code_only)
+    bodies = _string_bodies(_STRINGS_MULTILINE, doc.code_content)
     long_lines = sum(1 for s in bodies for line in s.split("\n") if _more_words_than(line, 20))
     return _ratio(long_lines, len(doc.code_lines))
 
 
 @signal("qsc_code_frac_chars_string_length")
 def frac_chars_string_length(doc: Doc) -> float | None:
-    return _ratio(sum(map(len, _string_bodies(_STRINGS, doc.scan.code_only))), len(doc.scan.code_only))
+    return _ratio(sum(map(len, _string_bodies(_STRINGS, doc.code_content))), len(doc.code_content))
 
 
 @signal("qsc_code_frac_chars_long_word_length")
 def frac_chars_long_word_length(doc: Doc) -> float | None:
-    words = (w for s in _string_bodies(_STRINGS, doc.scan.code_only) for w in s.split())
+    words = (w for s in _string_bodies(_STRINGS, doc.code_content) for w in s.split())
     long_chars = sum(len(w) for w in words if len(w) > 20 and not _URL_WORD.match(w))
-    return _ratio(long_chars, len(doc.scan.code_only))
+    return _ratio(long_chars, len(doc.code_content))
 
 
-_CONCAT = re.compile(r"=\s*([\"']).*?\1\s*\+\s*[\"']")
+_CONCAT = re.compile(r"""\s*=\s*["'].+?["']\s*\+\s*["'].+?["'].*""")
 
 
 @signal("qsc_code_frac_lines_string_concat")
@@ -411,7 +435,7 @@ _HEX_WORD = re.compile(r"\b0[xX][0-9a-fA-F]+\b")
 
 @signal("qsc_code_frac_chars_hex_words")
 def code_frac_chars_hex_words(doc: Doc) -> float | None:
-    return _ratio(sum(len(m) for m in _HEX_WORD.findall(doc.scan.code_only)), len(doc.scan.code_only))
+    return _ratio(sum(len(m) for m in _HEX_WORD.findall(doc.code_content)), len(doc.code_content))
 
 
 _PROMPT = re.compile(r"your code here|fixme|todo", re.I)
@@ -419,9 +443,8 @@ _PROMPT = re.compile(r"your code here|fixme|todo", re.I)
 
 @signal("qsc_code_frac_lines_prompt_comments")
 def frac_lines_prompt_comments(doc: Doc) -> float | None:
-    comment_lines = [line for c in doc.scan.comments for line in c.split("\n")]
-    hits = sum(1 for line in comment_lines if _PROMPT.search(line))
-    den = len(comment_lines) if doc.options.fix_prompt_comments_denominator else len(doc.lines)
+    hits = sum(1 for line in doc.comment_lines if _PROMPT.search(line))
+    den = len(doc.comment_lines) if doc.options.fix_prompt_comments_denominator else len(doc.lines)
     return _ratio(hits, den)
 
 

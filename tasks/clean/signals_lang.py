@@ -1,61 +1,111 @@
-"""Language-specific signals (`quality_signals/code_specific/*.py`, `utils/code/*_utils.py`), re-implemented.
+"""Language-specific signals of the released filter (`quality_signals/code_specific/*.py`, `utils/code/*_utils.py`).
 
-Python uses the standard `ast`; JavaScript uses `esprima` (the released parser, pure Python) for
-`cate_ast` and regexes for the rest; HTML uses the standard library `html.parser` (the parser
-BeautifulSoup's `html.parser` backend wraps; bs4 is not installed). C, C++, C#, Go and Java use
-line regexes as the release does. Substring counts (`pass`, `import`, `print`) reproduce the
-released false positives unless `fix_substring_matching` is set.
+The patterns are the released ones, verbatim, applied where the release applies them: to the comment-free code
+(`Doc.code_content`, see tasks/clean/comments.py) as one string (`re.MULTILINE` where the release sets it),
+with the released denominators (`Doc.code_lines`, the non-blank code lines) and the released rounding (C, Python
+and HTML-free signals round to 8 places; C++, C#, Go, Java and JavaScript do not). Python walks the standard
+`ast` with the released visitors (their quirks kept: only `def` functions, only `Name` targets); JavaScript
+walks the `esprima` tree (the released parser). HTML uses BeautifulSoup's `html.parser` and `get_text()`, as
+released. Substring counts (`pass`, `import`, `print`) reproduce the released false positives unless
+`fix_substring_matching` is set; the C#/Go `cate_var_zero` compares a list to 0 (never fires) unless `fix_var_zero`.
 """
 
 from __future__ import annotations
 
 import ast
-import re
-from html.parser import HTMLParser
+import posixpath
+
+import regex as re
 
 from tasks.clean.signals import Doc, _ratio, signal
 
-# ---- Python ----
+
+def _unrounded(num: float, den: float) -> float | None:
+    return num / den if den else None
+
+
+# ---- Python (quality_signals/code_specific/python.py, utils/code/python_utils.py) ----
 
 
 def _python_tree(doc: Doc) -> ast.AST | None:
     if "_py_tree" not in doc.__dict__:
         try:
             doc.__dict__["_py_tree"] = ast.parse(doc.text)
-        except (SyntaxError, ValueError):
+        except (SyntaxError, ValueError, RecursionError, MemoryError):
             doc.__dict__["_py_tree"] = None
     return doc.__dict__["_py_tree"]
 
 
-_STATEMENT_LISTS = ("body", "orelse", "finalbody", "handlers", "cases")
-_FUNCTION_TYPES = (ast.FunctionDef, ast.AsyncFunctionDef)
+class _PythonFacts(ast.NodeVisitor):
+    """One walk that collects what the released visitors collect, with their traversal quirks:
+    `find_functions` / `SimpleFunctionFinder` see `def` (not `async def`) anywhere; `find_class` every class;
+    `find_variables` the `Name` targets of `Assign` (not inside an `Assign`'s value), `For` targets and `def` arguments
+    (positional only list `args.args`); `find_simple_variable` the `Assign`/`AnnAssign` `Name` targets directly in
+    the body of a class that is not nested in another class's body."""
+
+    def __init__(self) -> None:
+        self.functions = 0
+        self.simple_functions = 0
+        self.classes = 0
+        self.variables: set[str] = set()
+        self.class_members = 0
+
+    def visit_FunctionDef(self, node: ast.FunctionDef) -> None:
+        self.functions += 1
+        if len(node.body) == 1 and isinstance(node.body[0], ast.Return):
+            self.simple_functions += 1
+        for arg in node.args.args:
+            self.variables.add(arg.arg)
+        self.generic_visit(node)
+
+    def visit_ClassDef(self, node: ast.ClassDef) -> None:
+        self.classes += 1
+        self.generic_visit(node)
+
+    def visit_Assign(self, node: ast.Assign) -> None:
+        for target in node.targets:
+            if isinstance(target, ast.Name):
+                self.variables.add(target.id)
+        # the released VariableVisitor stops here; no def/class can sit inside an assignment for the others to count
+
+    def visit_For(self, node: ast.For) -> None:
+        if isinstance(node.target, ast.Name):
+            self.variables.add(node.target.id)
+        self.generic_visit(node)
 
 
-def _summary(doc: Doc) -> tuple[list[ast.AST], list[ast.AST], int]:
-    """(function defs, class defs, import statements) of the tree, from one walk over the statements only:
-    definitions and imports are statements, so expressions (most of the nodes) need not be visited."""
-    summary = doc.__dict__.get("_py_summary")
-    if summary is None:
-        functions, classes, imports = [], [], 0
-        stack = list(doc.__dict__["_py_tree"].body)
-        while stack:
-            node = stack.pop()
-            if isinstance(node, _FUNCTION_TYPES):
-                functions.append(node)
-            elif isinstance(node, ast.ClassDef):
-                classes.append(node)
-            elif isinstance(node, (ast.Import, ast.ImportFrom)):
-                imports += 1
-            for name in _STATEMENT_LISTS:
-                children = getattr(node, name, None)
-                if children:
-                    stack.extend(children)
-        summary = doc.__dict__["_py_summary"] = (functions, classes, imports)
-    return summary
+def _python_facts(doc: Doc) -> _PythonFacts | None:
+    if "_py_facts" not in doc.__dict__:
+        tree = _python_tree(doc)
+        facts = None
+        if tree is not None:
+            facts = _PythonFacts()
+            facts.visit(tree)
+            facts.class_members = _class_members(tree)
+        doc.__dict__["_py_facts"] = facts
+    return doc.__dict__["_py_facts"]
 
 
-def _functions(doc: Doc) -> list[ast.AST]:
-    return _summary(doc)[0]
+def _class_members(tree: ast.AST) -> int:
+    """`find_simple_variable`: `Name` targets of `Assign`/`AnnAssign` statements directly in a class body;
+    `ClassMemberFinder.visit_ClassDef` does not descend, so classes inside a class are never visited."""
+    count = 0
+    stack = [tree]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, ast.ClassDef):
+            for item in node.body:
+                if isinstance(item, ast.Assign):
+                    count += sum(1 for t in item.targets if isinstance(t, ast.Name))
+                elif isinstance(item, ast.AnnAssign) and isinstance(item.target, ast.Name):
+                    count += 1
+            continue
+        stack.extend(ast.iter_child_nodes(node))
+    return count
+
+
+def _python_valid(doc: Doc) -> bool:
+    return _python_tree(doc) is not None and len(doc.code_lines) > 0
 
 
 @signal("qsc_codepython_cate_ast")
@@ -65,228 +115,401 @@ def python_cate_ast(doc: Doc) -> float:
 
 @signal("qsc_codepython_frac_lines_func_ratio")
 def python_func_ratio(doc: Doc) -> float | None:
-    tree = _python_tree(doc)
-    return None if tree is None else _ratio(len(_functions(doc)), len(doc.code_lines))
+    if not _python_valid(doc):
+        return None
+    return _ratio(_python_facts(doc).functions, len(doc.code_lines))
 
 
 @signal("qsc_codepython_cate_var_zero")
 def python_var_zero(doc: Doc) -> float | None:
-    tree = _python_tree(doc)
-    if tree is None:
+    facts = _python_facts(doc)
+    if facts is None:
         return None
-    for node in ast.walk(tree):  # lazily: stops at the first assigned name or argument
-        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
-            return 0.0
-        if isinstance(node, ast.arg):
-            return 0.0
-    return 1.0
+    return float(not facts.variables)
+
+
+def _count_substring(doc: Doc, needle: str, lower: bool) -> int:
+    if doc.options.fix_substring_matching:
+        pattern = re.compile(rf"\b{re.escape(needle)}\b")
+        return sum(1 for line in doc.code_lines if pattern.search(line.lower() if lower else line))
+    if lower:
+        return sum(1 for line in doc.code_lines if needle in line.lower())
+    return sum(1 for line in doc.code_lines if needle in line)
 
 
 @signal("qsc_codepython_frac_lines_pass")
 def python_pass(doc: Doc) -> float | None:
-    return _ratio(doc.count_lines("pass"), len(doc.code_lines))
+    return _ratio(_count_substring(doc, "pass", True), len(doc.code_lines)) or 0.0
 
 
 @signal("qsc_codepython_frac_lines_import")
 def python_import(doc: Doc) -> float | None:
-    return _ratio(doc.count_lines("import"), len(doc.code_lines))
+    return _ratio(_count_substring(doc, "import", True), len(doc.code_lines)) or 0.0
 
 
 @signal("qsc_codepython_frac_lines_print")
 def python_print(doc: Doc) -> float | None:
-    return _ratio(doc.count_lines("print"), len(doc.code_lines))
+    return _ratio(_count_substring(doc, "print", False), len(doc.code_lines))
 
 
 @signal("qsc_codepython_frac_lines_simplefunc")
 def python_simplefunc(doc: Doc) -> float | None:
-    tree = _python_tree(doc)
-    if tree is None:
+    if not _python_valid(doc):
         return None
-    simple = sum(1 for f in _functions(doc) if len(f.body) == 1 and isinstance(f.body[0], ast.Return))
-    return _ratio(simple, len(doc.code_lines))
+    return _unrounded(_python_facts(doc).simple_functions, len(doc.code_lines))  # released: not rounded
 
 
-_RETURN_LINE = re.compile(r"^\s*return\b[^\n]*$")
+_PY_SIMPLE_RETURN = re.compile(r"^\s*return(\s+.+)?\s*$", re.MULTILINE)
 
 
 @signal("qsc_codepython_score_lines_no_logic")
 def python_no_logic(doc: Doc) -> float | None:
-    tree = _python_tree(doc)
-    if tree is None:
+    if not _python_valid(doc):
         return None
-    functions, classes, imports = _summary(doc)
-    class_assigns = sum(1 for c in classes for s in c.body if isinstance(s, (ast.Assign, ast.AnnAssign)))
-    returns = sum(1 for line in doc.code_lines if _RETURN_LINE.match(line))
-    return _ratio(len(functions) + imports + len(classes) + returns + class_assigns, len(doc.code_lines))
+    facts = _python_facts(doc)
+    imports = sum(1 for line in doc.code_lines if "import" in line.strip().lower())
+    returns = len(_PY_SIMPLE_RETURN.findall(doc.code_content))
+    return _ratio(facts.functions + imports + facts.classes + returns + facts.class_members, len(doc.code_lines))
 
 
-# ---- C / C++ ----
+# ---- C / C++ (quality_signals/code_specific/c.py, c_plus.py, utils/code/c_utils.py) ----
 
-_C_FUNC = re.compile(r"^\s*(?:[\w:<>,\*&\[\]]+\s+)+[\*&]*~?[\w:]+\s*\([^;{}()]*\)\s*(?:const\s*)?(?:noexcept\s*)?\{?\s*$")
-_C_MAIN = re.compile(r"\bmain\s*\([^)]*\)\s*\{")
-_C_INCLUDE = re.compile(r"^\s*#\s*include\b")
-_C_SIMPLE_DECL = re.compile(r"^\s*(?:const\s+|static\s+|unsigned\s+|signed\s+)*(?:int|char|float|double|long|short|bool|auto|size_t|void\s*\*|std::\w+|[A-Z]\w*)\s+\**\w+\s*(?:=\s*[^;,(]+)?;\s*$")
-_SIMPLE_RETURN = re.compile(r"^\s*return\s*[\w\"'.\-]*\s*;\s*$")
-_C_CLASS = re.compile(r"^\s*(?:class|struct)\s+\w+")
-_C_PREPROC = re.compile(r"^\s*#\s*(?:include|define|undef|if|ifdef|ifndef|elif|else|endif|pragma|error|warning|line)\b|struct|using")
-_C_HEADER = (".h", ".hpp", ".hxx", ".hh", ".h++")
+_C_FUNCTION = re.compile(
+    r'\b((?:[a-zA-Z_]\w*\s*(?:\*+)?\s+)+'
+    r'(?:\*?\s*[a-zA-Z_]\w*)'
+    r'\((?:[^)]*)\)\s*)')
+_C_INCLUDE = re.compile(r'^\s*#\s*include\s+["<][^">]+[">]', re.MULTILINE)
+_C_CLASS = re.compile(r'^\s*class\s+\w+\s*(:[^{]*)?\{', re.MULTILINE)
+_C_SIMPLE_VARIABLE = re.compile(r'^\s*(?:unsigned\s+)?(?:int|float|double|char|bool|std::string|auto)\s+\w+\s*;', re.MULTILINE)
+_C_SIMPLE_RETURN = re.compile(
+    r'^\s*return\s*(?:(\w+|\d+|\"(?:[^\"\\]|\\.)*\"|\'(?:[^\'\\]|\\.)*\'|true|false|nullptr)\s*)?;\s*$', re.MULTILINE)
+_C_VARIABLE = re.compile(
+    r'\b((?:\w+(?:\s+\w+)?)\s+'
+    r'(?:(?:\*+)?\s*'
+    r'[\w\[\]]+'
+    r'\s*(?:=\s*[^;]*)?'
+    r'(?:,\s*(?:\*+)?\s*[\w\[\]]+\s*(?:=\s*[^;]*)?)*)'
+    r'\s*;)')
+_C_MAIN = re.compile(r'\bmain\s*\([^)]*\)\s*\{')
+_C_DIRECTIVES = re.compile(r'#\s*include|#\s*define|#\s*if|#\s*ifdef|#\s*ifndef|#\s*else|#\s*elif|#\s*endif|#\s*error'
+                           r'|#\s*pragma|#\s*warning|#\s*undef|#\s*line|struct|using')
+_C_HEADER_EXTENSIONS = ("h", "hpp", "hxx", "hh", "h++")
 
 
-def _register_c(lang: str) -> None:
+def _findall_count(doc: Doc, pattern: re.Pattern) -> int:
+    cache = doc.__dict__.setdefault("_pattern_counts", {})
+    if pattern not in cache:
+        cache[pattern] = sum(1 for _ in pattern.finditer(doc.code_content))
+    return cache[pattern]
+
+
+def _extension(path: str) -> str:
+    """The notebook's `ext`: `os.path.splitext(file name)[1][1:]` (last extension, case kept)."""
+    return posixpath.splitext(path.replace("\\", "/").rsplit("/", 1)[-1])[1][1:]
+
+
+def _register_c(lang: str, rounded: bool, print_needles: tuple[str, ...]) -> None:
     p = f"qsc_code{lang}"
-    signal(f"{p}_frac_lines_func_ratio")(lambda doc: _ratio(sum(1 for l in doc.code_lines if _C_FUNC.match(l)), len(doc.code_lines)))
-    signal(f"{p}_nums_lines_main")(lambda doc: float(len(_C_MAIN.findall(doc.scan.code_only))))
-    signal(f"{p}_score_lines_no_logic")(
-        lambda doc: _ratio(
-            sum(1 for l in doc.code_lines if _C_FUNC.match(l) or _C_INCLUDE.match(l) or _C_SIMPLE_DECL.match(l) or _SIMPLE_RETURN.match(l) or _C_CLASS.match(l)),
-            len(doc.code_lines),
-        )
-    )
-    signal(f"{p}_frac_lines_preprocessor_directives")(
-        lambda doc: None if doc.path.lower().endswith(_C_HEADER) else _ratio(sum(1 for l in doc.code_lines if _C_PREPROC.search(l)), len(doc.code_lines))
-    )
-    signal(f"{p}_frac_lines_print")(lambda doc: _ratio(doc.count_lines("printf"), len(doc.code_lines)))
-    signal(f"{p}_cate_bitsstdc")(lambda doc: float("bits/stdc++.h" in doc.text[:200]))
-    signal(f"{p}_frac_lines_goto")(lambda doc: _ratio(sum(1 for l in doc.code_lines if re.search(r"\bgoto\b", l)), len(doc.code_lines)))
-    signal(f"{p}_cate_var_zero")(lambda doc: float(not any(_C_SIMPLE_DECL.match(l) for l in doc.code_lines)))
+    ratio = _ratio if rounded else _unrounded
+    signal(f"{p}_frac_lines_func_ratio")(lambda doc: ratio(_findall_count(doc, _C_FUNCTION), len(doc.code_lines)))
+    signal(f"{p}_cate_bitsstdc")(lambda doc: float("bits/stdc++.h" in doc.code_content.strip().lower()[:200]))
+    signal(f"{p}_nums_lines_main")(lambda doc: float(_findall_count(doc, _C_MAIN)))
+    signal(f"{p}_frac_lines_goto")(lambda doc: ratio(sum(1 for l in doc.code_lines if "goto" in l), len(doc.code_lines)))
+    signal(f"{p}_cate_var_zero")(lambda doc: float(_findall_count(doc, _C_VARIABLE) == 0))
+    signal(f"{p}_score_lines_no_logic")(lambda doc: ratio(
+        sum(_findall_count(doc, pat) for pat in (_C_FUNCTION, _C_INCLUDE, _C_SIMPLE_VARIABLE, _C_SIMPLE_RETURN, _C_CLASS)),
+        len(doc.code_lines)))
+    signal(f"{p}_frac_lines_print")(lambda doc: ratio(
+        sum(1 for l in doc.code_lines if any(n in l for n in print_needles)), len(doc.code_lines)))
+    signal(f"{p}_frac_lines_preprocessor_directives")(lambda doc: None if _extension(doc.path) in _C_HEADER_EXTENSIONS
+                                                      else _ratio(sum(1 for l in doc.code_lines if _C_DIRECTIVES.search(l)), len(doc.code_lines)))
 
 
-_register_c("c")
-_register_c("cpp")
+_register_c("c", rounded=True, print_needles=("printf",))
+_register_c("cpp", rounded=False, print_needles=("cout", "printf"))
 
-# ---- C#, Java, Go ----
+# ---- C# (quality_signals/code_specific/c_sharp.py, utils/code/csharp_utils.py) ----
 
-_MODIFIERS = r"(?:public|private|protected|internal|static|final|abstract|virtual|override|async|sealed|synchronized|extern|unsafe|partial|new)"
-_CS_JAVA_FUNC = re.compile(rf"^\s*(?:{_MODIFIERS}\s+)+[\w<>\[\],\.\s?]+\s+\w+\s*\([^;]*\)\s*(?:throws\s+[\w.,\s]+)?\{{?\s*$")
-_CS_JAVA_CLASS = re.compile(r"^\s*(?:\w+\s+)*(?:class|interface|enum|record|struct)\s+\w+")
-_TYPED_VAR = re.compile(r"^\s*(?:final\s+|const\s+|readonly\s+|static\s+)*(?:var|int|long|short|byte|char|float|double|bool|boolean|string|String|decimal|object|Object|[A-Z]\w*(?:<[^>]*>)?(?:\[\])?)\s+\w+\s*(?:=[^=][^;]*)?;\s*$")
-_CS_USING = re.compile(r"^\s*using\s+[\w.]+\s*;")
-_JAVA_IMPORT = re.compile(r"^\s*(?:import|package)\s+[\w.*]+\s*;")
-
-
-def _no_logic(doc: Doc, *patterns: re.Pattern) -> float | None:
-    return _ratio(sum(1 for l in doc.code_lines if any(p.match(l) for p in patterns)), len(doc.code_lines))
-
-
-signal("qsc_codecsharp_frac_lines_func_ratio")(lambda doc: _ratio(sum(1 for l in doc.code_lines if _CS_JAVA_FUNC.match(l)), len(doc.code_lines)))
-signal("qsc_codecsharp_score_lines_no_logic")(lambda doc: _no_logic(doc, _CS_JAVA_FUNC, _CS_USING, _TYPED_VAR, _SIMPLE_RETURN, _CS_JAVA_CLASS))
-signal("qsc_codecsharp_frac_lines_print")(lambda doc: _ratio(doc.count_lines("Console.WriteLine"), len(doc.code_lines)))
-
-
-def _var_zero(doc: Doc, pattern: re.Pattern) -> float:
-    """C#/Go `var_zero`: no variable lines. The release compares a list to 0, so it never fires."""
-    variables = [l for l in doc.code_lines if pattern.match(l)]
-    if not doc.options.fix_var_zero:
-        return float(variables == 0)  # reproduces the released bug
-    return float(len(variables) == 0)
+_CS_FUNCTION = re.compile(
+    r'^\s*'
+    r'((?:(?:public|protected|private|internal)\s+)?'
+    r'(?:(?:static|virtual|override|abstract|async)\s+)?'
+    r'(?:(?!\s*(?:public|private|protected|if|else)\s*)(?:<\w+>)?\s*\w+\s+)'
+    r'(?:\w+\s*)'
+    r'(?:\((?:[^\)]*)\)))', re.MULTILINE)
+_CS_VARIABLE = re.compile(
+    r'\b(?:int|float|double|char|string|var|bool|byte|sbyte|short|ushort|uint|long|ulong|decimal)\s+\w+(?:\s*=\s*[^;\n]+)?',
+    re.MULTILINE)
+_CS_USING = re.compile(r'^\s*using\s+[a-zA-Z0-9_.]+\s*;', re.MULTILINE)
+_CS_CLASS = re.compile(r'\b(?:public|private|protected|internal|static|abstract|sealed)?\s*class\s+\w+', re.MULTILINE)
+_CS_SIMPLE_RETURN = re.compile(r'^\s*return\b(?:\s+[^;\n]+)?\s*;', re.MULTILINE)
+_CS_SIMPLE_VARIABLE = re.compile(
+    r'\b(?:int|float|double|char|string|bool|byte|sbyte|short|ushort|uint|long|ulong|decimal)\s+\w+\s*;', re.MULTILINE)
 
 
-signal("qsc_codecsharp_cate_var_zero")(lambda doc: _var_zero(doc, _TYPED_VAR))
+def _var_zero_list_quirk(doc: Doc, pattern: re.Pattern) -> float:
+    """C#/Go `cate_var_zero`: the release compares the list of matches to 0, so it is always 0.0."""
+    if doc.options.fix_var_zero:
+        return float(_findall_count(doc, pattern) == 0)
+    return 0.0
 
 
-signal("qsc_codejava_frac_lines_func_ratio")(lambda doc: _ratio(sum(1 for l in doc.code_lines if _CS_JAVA_FUNC.match(l)), len(doc.code_lines)))
-signal("qsc_codejava_score_lines_no_logic")(lambda doc: _no_logic(doc, _CS_JAVA_FUNC, _JAVA_IMPORT, _TYPED_VAR, _SIMPLE_RETURN, _CS_JAVA_CLASS))
-signal("qsc_codejava_frac_lines_print")(lambda doc: _ratio(doc.count_lines("System.out.print"), len(doc.code_lines)))
-_JAVA_VAR_DECL = re.compile(r"\b(?:int|long|short|byte|char|float|double|boolean|String|var|[A-Z]\w*(?:<[^<>]*>)?(?:\[\])*)\s+[a-zA-Z_$][\w$]*\s*(?:=|;|:)")
-signal("qsc_codejava_cate_var_zero")(lambda doc: float(not _JAVA_VAR_DECL.search(doc.scan.code_only)))
-_JAVA_DECL_NAMES = re.compile(r"\b(?:int|long|short|byte|char|float|double|boolean|String|var)\s+([a-zA-Z_$][\w$]*)\s*[=;]")
-_JAVA_FUNC_NAMES = re.compile(r"\b\w+\s+(\w+)\s*\([^;{}]*\)\s*\{")
-_CLASS_NAMES = re.compile(r"\bclass\s+(\w+)")
+def _count_lines_with(doc: Doc, needle: str) -> float | None:
+    if doc.options.fix_substring_matching:
+        pattern = re.compile(rf"\b{re.escape(needle)}\b")
+        return _unrounded(sum(1 for l in doc.code_lines if pattern.search(l)), len(doc.code_lines))
+    return _unrounded(sum(1 for l in doc.code_lines if needle in l), len(doc.code_lines))
 
 
-def _legal(names: list[str], pattern: str) -> float | None:
-    return _ratio(sum(1 for n in names if re.match(pattern, n)), len(names))
+signal("qsc_codecsharp_frac_lines_func_ratio")(lambda doc: _unrounded(_findall_count(doc, _CS_FUNCTION), len(doc.code_lines)))
+signal("qsc_codecsharp_cate_var_zero")(lambda doc: _var_zero_list_quirk(doc, _CS_VARIABLE))
+signal("qsc_codecsharp_score_lines_no_logic")(lambda doc: _unrounded(
+    sum(_findall_count(doc, p) for p in (_CS_FUNCTION, _CS_USING, _CS_SIMPLE_VARIABLE, _CS_SIMPLE_RETURN, _CS_CLASS)),
+    len(doc.code_lines)))
+signal("qsc_codecsharp_frac_lines_print")(lambda doc: _count_lines_with(doc, "Console.WriteLine"))
+
+# ---- Go (quality_signals/code_specific/go.py, utils/code/go_utils.py) ----
+
+_GO_FUNCTION = re.compile(
+    r'(^func\s+'
+    r'(?:\(\s*\w+\s+\*?\w+\s*\))?\s*'
+    r'(?:\w+)\s*'
+    r'\((?:[^)]*)\)\s*'
+    r'(?:\([^)]+\)|[\w\[\]]+)?\s*)', re.MULTILINE)
+_GO_CLASS = re.compile(r'^\s*type\s+\w+\s+(struct|interface)\s*\{[^}]*\}', re.MULTILINE | re.DOTALL)
+_GO_SIMPLE_RETURN = re.compile(r'^\s*return(?:\s+[^;\n]+)?\s*;?\s*$', re.MULTILINE)
+_GO_VARIABLE = re.compile(
+    r'^\s*((?:var|const)\s+\w+(?:,\s*\w+)*\s+[\w\[\]\*]+'
+    r'|(?:var|const)\s+\w+(?:,\s*\w+)*(?:\s+[\w\[\]\*]+)?\s*=\s*[^;\n]+'
+    r'|\w+(?:\s*,\s*\w+)*\s*:=\s*[^;\n]+'
+    r'|(?:var|const)\s+\(\s*(?:\w+\s+[\w\*\[\]]+\s*)+\))', re.MULTILINE)
+_GO_SIMPLE_VARIABLE = re.compile(r'^\s*var\s+(\w+)\s+(\w+)\s*;?\s*$', re.MULTILINE)
+_GO_SINGLE_IMPORT = re.compile(r'^import\s+"[^"]+"$')
 
 
-signal("qsc_codejava_frac_words_legal_var_name")(lambda doc: _legal(_JAVA_DECL_NAMES.findall(doc.scan.code_only), r"^[a-z][a-zA-Z0-9]*$"))
-signal("qsc_codejava_frac_words_legal_func_name")(lambda doc: _legal(_JAVA_FUNC_NAMES.findall(doc.scan.code_only), r"^[a-z][a-zA-Z0-9]*$"))
-signal("qsc_codejava_frac_words_legal_class_name")(lambda doc: _legal(_CLASS_NAMES.findall(doc.scan.code_only), r"^[A-Z][a-zA-Z0-9]*$"))
-signal("qsc_codejava_frac_words_no_modifier")(
-    lambda doc: _ratio(
-        sum(1 for l in doc.code_lines if _CS_JAVA_FUNC.match(l) is None and re.match(r"^\s*[\w<>\[\]]+\s+\w+\s*\([^;]*\)\s*\{", l)),
-        max(1, sum(1 for l in doc.code_lines if re.match(r"^\s*[\w<>\[\]\s]+\s+\w+\s*\([^;]*\)\s*\{", l))),
-    )
-)
-
-_GO_FUNC = re.compile(r"^\s*func\b")
-_GO_IMPORT = re.compile(r"^\s*(?:import\b|package\b|\"[\w./-]+\"\s*$)")
-_GO_VAR = re.compile(r"^\s*(?:var\s+\w+|\w+(?:\s*,\s*\w+)*\s*:=)[^\n]*$")
-_GO_TYPE = re.compile(r"^\s*type\s+\w+")
-signal("qsc_codego_cate_testfile")(lambda doc: float(doc.path.endswith("_test.go")))
-signal("qsc_codego_frac_lines_func_ratio")(lambda doc: _ratio(sum(1 for l in doc.code_lines if _GO_FUNC.match(l)), len(doc.code_lines)))
-signal("qsc_codego_score_lines_no_logic")(lambda doc: _no_logic(doc, _GO_FUNC, _GO_IMPORT, _GO_VAR, _SIMPLE_RETURN, _GO_TYPE))
-signal("qsc_codego_frac_lines_print")(lambda doc: _ratio(doc.count_lines("fmt.Print"), len(doc.code_lines)))
+def _go_imports(code: str) -> int:
+    """`find_imports`: single-line imports and `import (` lines (the released loop resets its multi-line flag on
+    every line, so the lines inside the parentheses are never counted)."""
+    count = 0
+    for line in code.split("\n"):
+        stripped = line.strip()
+        if _GO_SINGLE_IMPORT.match(stripped) or stripped == "import (":
+            count += 1
+    return count
 
 
-signal("qsc_codego_cate_var_zero")(lambda doc: _var_zero(doc, _GO_VAR))
+signal("qsc_codego_cate_testfile")(lambda doc: float(doc.path.replace("\\", "/").rsplit("/", 1)[-1].lower().endswith("_test.go")))
+signal("qsc_codego_frac_lines_func_ratio")(lambda doc: _unrounded(_findall_count(doc, _GO_FUNCTION), len(doc.code_lines)))
+signal("qsc_codego_cate_var_zero")(lambda doc: _var_zero_list_quirk(doc, _GO_VARIABLE))
+signal("qsc_codego_score_lines_no_logic")(lambda doc: _unrounded(
+    _findall_count(doc, _GO_FUNCTION) + _go_imports(doc.code_content) + _findall_count(doc, _GO_SIMPLE_VARIABLE)
+    + _findall_count(doc, _GO_SIMPLE_RETURN) + _findall_count(doc, _GO_CLASS), len(doc.code_lines)))
+signal("qsc_codego_frac_lines_print")(lambda doc: _count_lines_with(doc, "fmt.Print"))
+
+# ---- Java (quality_signals/code_specific/java.py, utils/code/java_utils.py) ----
+
+_JAVA_FUNCTION = re.compile(
+    r'^\s*'
+    r'((?:(?:public|protected|private|static)\s+)*'
+    r'(?:(?!\s*(?:public|private|protected|else|if)\s*)(?:<\w+>)?\s*\w+\s+)'
+    r'(?:\w+\s*)'
+    r'(?:\((?:[^\)]*)\))'
+    r'(?:\s*throws\s+[\w\, ]+)?)', re.MULTILINE)
+_JAVA_IMPORT = re.compile(r'^\s*import\s+([\w\.\*]+)\s*;\s*$', re.MULTILINE)
+_JAVA_SIMPLE_VARIABLE = re.compile(
+    r'^\s*'
+    r'((?:(?:public|protected|private|final|static)\s+)*'
+    r'(?:int|float|boolean|char|double|String|(?:[A-Z][\w<>]*))'
+    r'\s+(\w+)\s*;)', re.MULTILINE)
+_JAVA_VARIABLE = re.compile(
+    r'^\s*'
+    r'((?:(?:public|protected|private|final|static)\s+)*'
+    r'(?:int|float|boolean|char|double|String|(?:[A-Z][\w<>]*))'
+    r'\s+(?:\w+)\s*'
+    r'(?:\s*=\s*[^;]+)?;)', re.MULTILINE)
+_JAVA_SIMPLE_RETURN = re.compile(
+    r'^\s*(return(?:;'
+    r'|\s+(?:\w*|\"(?:[^\"\\]*(?:\\.[^\"\\]*)*)\")\s*;\s*))$', re.MULTILINE)
+_JAVA_CLASS = re.compile(
+    r'^\s*((?:public\s+|protected\s+|private\s+)?'
+    r'(?:final\s+|abstract\s+)?'
+    r'class\s+([\w<>]+))', re.MULTILINE)
 
 
-# ---- JavaScript ----
-
-_JS_FUNC = re.compile(r"\bfunction\b|=>")
-_JS_VAR = re.compile(r"\b(?:var|let|const)\s+[\w$\[{]")
-_JS_IMPORT = re.compile(r"^\s*(?:import\b|export\b|(?:const|let|var)\s+\w+\s*=\s*require\()")
-_JS_CLASS = re.compile(r"^\s*(?:export\s+)?(?:default\s+)?class\s+\w+")
-_JS_SIMPLE_RETURN = re.compile(r"^\s*return\s*[\w\"'.\-]*\s*;?\s*$")
+def _findall(doc: Doc, pattern: re.Pattern) -> list:
+    cache = doc.__dict__.setdefault("_pattern_matches", {})
+    if pattern not in cache:
+        cache[pattern] = pattern.findall(doc.code_content)
+    return cache[pattern]
 
 
-@signal("qsc_codejavascript_cate_ast")
-def javascript_cate_ast(doc: Doc) -> float:
-    import esprima
-
-    parse = esprima.parseModule if re.search(r"\b(?:import|export)\b", doc.text) else esprima.parseScript
-    try:
-        parse(doc.text)
-    except esprima.Error:
-        return 0.0
-    return 1.0
+def _java_modifier_share(doc: Doc) -> float | None:
+    """`frac_words_no_modifier`: functions whose match contains public/protected/private (sic), plus classes
+    whose match tuple has an element equal to one of them (`'public' in (whole, name)`, so almost never)."""
+    functions, classes = _findall(doc, _JAVA_FUNCTION), _findall(doc, _JAVA_CLASS)
+    with_modifier = sum(1 for f in functions if any(m in f for m in ("public", "protected", "private")))
+    with_modifier += sum(1 for c in classes if any(m in c for m in ("public", "protected", "private")))
+    return _unrounded(with_modifier, len(functions) + len(classes))
 
 
-signal("qsc_codejavascript_cate_var_zero")(lambda doc: float(not _JS_VAR.search(doc.scan.code_only) and not re.search(r"function\s*\w*\s*\(\s*[\w$]", doc.scan.code_only)))
-signal("qsc_codejavascript_frac_lines_func_ratio")(lambda doc: _ratio(sum(1 for l in doc.code_lines if _JS_FUNC.search(l)), len(doc.code_lines)))
-signal("qsc_codejavascript_score_lines_no_logic")(
-    lambda doc: _ratio(sum(1 for l in doc.code_lines if _JS_FUNC.search(l) or _JS_IMPORT.match(l) or _JS_CLASS.match(l) or _JS_SIMPLE_RETURN.match(l)), len(doc.code_lines))
-)
-signal("qsc_codejavascript_frac_lines_print")(lambda doc: _ratio(doc.count_lines("console.log"), len(doc.code_lines)))
-signal("qsc_codejavascript_num_statement_line")(lambda doc: _ratio(doc.scan.code_only.count(";"), len(doc.code_lines)))
-signal("qsc_codejavascript_frac_words_legal_var_name")(lambda doc: _legal(re.findall(r"\b(?:var|let|const)\s+([\w$]+)", doc.scan.code_only), r"^[a-z_$][a-zA-Z0-9_$]*$"))
-signal("qsc_codejavascript_frac_words_legal_func_name")(lambda doc: _legal(re.findall(r"\bfunction\s+([\w$]+)", doc.scan.code_only), r"^[a-z_$][a-zA-Z0-9_$]*$"))
-signal("qsc_codejavascript_frac_words_legal_class_name")(lambda doc: _legal(_CLASS_NAMES.findall(doc.scan.code_only), r"^[A-Z][a-zA-Z0-9]*$"))
-
-# ---- HTML ----
+def _legal_share(items: list, name_of, pattern: str) -> float | None:
+    names = re.compile(pattern)
+    return _unrounded(sum(1 for item in items if names.match(name_of(item))), len(items))
 
 
-class _VisibleText(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.parts: list[str] = []
-        self._skip = 0
+signal("qsc_codejava_cate_var_zero")(lambda doc: float(_findall_count(doc, _JAVA_VARIABLE) == 0))
+signal("qsc_codejava_frac_lines_func_ratio")(lambda doc: _unrounded(_findall_count(doc, _JAVA_FUNCTION), len(doc.code_lines)))
+signal("qsc_codejava_score_lines_no_logic")(lambda doc: _unrounded(
+    sum(_findall_count(doc, p) for p in (_JAVA_FUNCTION, _JAVA_IMPORT, _JAVA_SIMPLE_VARIABLE, _JAVA_SIMPLE_RETURN, _JAVA_CLASS)),
+    len(doc.code_lines)))
+signal("qsc_codejava_frac_words_no_modifier")(_java_modifier_share)
+# `line[1]` of a one-group match is its second character (released: find_variables/find_functions have one group)
+signal("qsc_codejava_frac_words_legal_var_name")(lambda doc: _legal_share(_findall(doc, _JAVA_VARIABLE), lambda m: m[1], r'^[a-z][a-zA-Z0-9]*$'))
+signal("qsc_codejava_frac_words_legal_func_name")(lambda doc: _legal_share(_findall(doc, _JAVA_FUNCTION), lambda m: m[1], r'^[a-zA-Z][a-zA-Z0-9]*$'))
+signal("qsc_codejava_frac_words_legal_class_name")(lambda doc: _legal_share(_findall(doc, _JAVA_CLASS), lambda m: m[1], r'^[A-Z][a-zA-Z0-9]*$'))
+signal("qsc_codejava_frac_lines_print")(lambda doc: _count_lines_with(doc, "System.out.print"))
 
-    def handle_starttag(self, tag, attrs):
-        if tag in ("script", "style", "noscript", "template"):
-            self._skip += 1
+# ---- JavaScript (quality_signals/code_specific/javascript.py, utils/code/js_utils.py) ----
 
-    def handle_endtag(self, tag):
-        if tag in ("script", "style", "noscript", "template") and self._skip:
-            self._skip -= 1
 
-    def handle_data(self, data):
-        if not self._skip:
-            self.parts.append(data)
+def _js_tree(doc: Doc):
+    """`parse_js`: module mode when the text contains `import` or `export` (substring), falling back to script
+    mode when that fails; None when the script parse fails."""
+    if "_js_tree" not in doc.__dict__:
+        import esprima
+
+        tree = None
+        try:
+            if "import" in doc.text or "export" in doc.text:
+                try:
+                    tree = esprima.parseModule(doc.text)
+                except esprima.Error:
+                    tree = esprima.parseScript(doc.text)
+            else:
+                tree = esprima.parseScript(doc.text)
+        except esprima.Error:
+            tree = None
+        except RecursionError:
+            tree = None
+        doc.__dict__["_js_tree"] = tree
+    return doc.__dict__["_js_tree"]
+
+
+def _module_exports_name(node):
+    """`module.exports.NAME = ...`: NAME, else None (the released attribute chain, errors included)."""
+    left = node.left
+    if (left.type == "MemberExpression" and left.object.type == "MemberExpression"
+            and left.object.object.name == "module" and left.object.property.name == "exports"):
+        return left.property.name
+    return None
+
+
+class _JsFacts:
+    """The released `find_variables`, `find_simple_variables`, `find_functions`, `find_classes`,
+    `find_simple_returns` and `find_imports` in one walk over `vars(node)` (the released `traverse`)."""
+
+    def __init__(self, tree) -> None:
+        import esprima
+
+        self._nodes = esprima.nodes
+        self.variables: list = []
+        self.simple_variables: list = []
+        self.functions: list = []
+        self.classes: list = []
+        self.simple_returns = 0
+        self.imports = 0
+        self._walk(tree)
+
+    def _walk(self, root) -> None:
+        Node = self._nodes.Node
+        FunctionExpression = self._nodes.FunctionExpression
+        ClassDeclaration = self._nodes.ClassDeclaration
+        stack = [root]
+        while stack:
+            node = stack.pop()
+            kind = node.type
+            if kind == "VariableDeclaration":
+                for d in node.declarations:
+                    if d and d.id.name and not isinstance(d.init, FunctionExpression):
+                        self.variables.append(d.id.name)
+                    if d and not isinstance(d.init, FunctionExpression) and (d.init is None or d.init.type in ("Literal", "Identifier", "UnaryExpression")):
+                        self.simple_variables.append(d.id.name)
+                    if isinstance(d.init, FunctionExpression) and d.id and d.id.name:
+                        self.functions.append(d.id.name)
+            elif kind == "AssignmentExpression":
+                name = _module_exports_name(node)
+                right = node.right.type
+                if name and right not in ("FunctionExpression", "ArrowFunctionExpression"):
+                    self.variables.append(name)
+                    if right in ("Literal", "Identifier", "UnaryExpression"):
+                        self.simple_variables.append(name)
+                if name and right in ("FunctionExpression", "ArrowFunctionExpression"):
+                    self.functions.append(name)
+            elif kind == "FunctionDeclaration":
+                if node.id and node.id.name:
+                    self.functions.append(node.id.name)
+            elif kind == "ReturnStatement":
+                if node.argument is None or node.argument.type in ("Literal", "Identifier", "UnaryExpression"):
+                    self.simple_returns += 1
+            elif kind == "ImportDeclaration":
+                self.imports += 1
+            if isinstance(node, ClassDeclaration) and node.id and node.id.name:
+                self.classes.append(node.id.name)
+            children = []
+            for value in vars(node).values():
+                if isinstance(value, Node):
+                    children.append(value)
+                elif isinstance(value, list):
+                    children.extend(item for item in value if isinstance(item, Node))
+            stack.extend(reversed(children))
+
+
+def _js_facts(doc: Doc) -> _JsFacts | None:
+    if "_js_facts" not in doc.__dict__:
+        tree = _js_tree(doc)
+        doc.__dict__["_js_facts"] = None if tree is None else _JsFacts(tree)
+    return doc.__dict__["_js_facts"]
+
+
+def _js_ratio(doc: Doc, count) -> float | None:
+    if not doc.code_lines or _js_tree(doc) is None:
+        return None
+    return count(_js_facts(doc)) / len(doc.code_lines)
+
+
+def _js_names(doc: Doc, names, pattern: str) -> float | None:
+    facts = _js_facts(doc)
+    if facts is None:
+        return None
+    return _legal_share(names(facts), lambda n: n, pattern)
+
+
+signal("qsc_codejavascript_cate_ast")(lambda doc: float(bool(_js_tree(doc))))
+signal("qsc_codejavascript_cate_var_zero")(lambda doc: None if _js_facts(doc) is None else float(len(_js_facts(doc).variables) == 0))
+signal("qsc_codejavascript_frac_lines_func_ratio")(lambda doc: _js_ratio(doc, lambda f: len(f.functions)))
+signal("qsc_codejavascript_num_statement_line")(lambda doc: _js_ratio(doc, lambda f: len(_js_tree(doc).body)))
+signal("qsc_codejavascript_score_lines_no_logic")(lambda doc: _js_ratio(
+    doc, lambda f: len(f.functions) + f.imports + len(f.simple_variables) + f.simple_returns + len(f.classes)))
+signal("qsc_codejavascript_frac_words_legal_var_name")(lambda doc: _js_names(doc, lambda f: f.variables, r'^[a-z\$][a-zA-Z0-9]*$'))
+signal("qsc_codejavascript_frac_words_legal_func_name")(lambda doc: _js_names(doc, lambda f: f.functions, r'^[a-zA-Z\$][a-zA-Z0-9]*$'))
+signal("qsc_codejavascript_frac_words_legal_class_name")(lambda doc: _js_names(doc, lambda f: f.classes, r'^[A-Z][a-zA-Z0-9]*$'))
+signal("qsc_codejavascript_frac_lines_print")(lambda doc: _count_lines_with(doc, "console.log"))
+
+# ---- HTML (quality_signals/code_specific/html.py, utils/code/html_utils.py) ----
 
 
 def _html_text(doc: Doc) -> str | None:
+    """`BeautifulSoup(text, features='html.parser').get_text()`, or None when BeautifulSoup raises."""
     if "_html_text" not in doc.__dict__:
-        parser = _VisibleText()
+        from bs4 import BeautifulSoup
+
         try:
-            parser.feed(doc.text)
-            parser.close()
-            doc.__dict__["_html_text"] = " ".join(" ".join(parser.parts).split())
-        except Exception:  # html.parser raises only on pathological input; that is the "does not parse" case
+            doc.__dict__["_html_text"] = BeautifulSoup(doc.text, features="html.parser").get_text()
+        except Exception:
             doc.__dict__["_html_text"] = None
     return doc.__dict__["_html_text"]
 
 
 signal("qsc_codehtml_cate_ast")(lambda doc: float(_html_text(doc) is not None))
-signal("qsc_codehtml_frac_words_text")(lambda doc: None if _html_text(doc) is None else _ratio(len(_html_text(doc)), len(doc.text)))
+signal("qsc_codehtml_frac_words_text")(lambda doc: None if not doc.text or _html_text(doc) is None else len(_html_text(doc)) / len(doc.text))
 signal("qsc_codehtml_num_chars_text")(lambda doc: None if _html_text(doc) is None else float(len(_html_text(doc))))

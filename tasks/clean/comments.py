@@ -1,0 +1,135 @@
+"""Code / comment split of a file, as the released filter computes it (`document.py::code_raw_content`).
+
+`split_code_comments(text, lang)` returns (code, comments): the text lexed by the Pygments lexer named like
+the program language (`get_lexer_by_name(lang)`; Pygments strips leading and trailing newlines, turns `\\r\\n`
+into `\\n` and ends the text with one newline), its `Comment.Multiline`, `Comment.Single`, `String.Doc`,
+`Comment.Hashbang` and `Comment.Special` tokens going to the comments and every other token to the code. A
+language Pygments does not know goes through the released line-based fallback (`get_comment_by_hand`, with
+its quirk: after a `#`, `//` or `--` line every later line is a comment until a `\"\"\"`/`/*`/`*/` line toggles
+it), Perl through the released POD/`#` splitter. `python_comment_text` is the released `get_text_python`
+(docstrings from `ast`, comments from `tokenize`), used by `frac_chars_comments` for Python only.
+"""
+
+from __future__ import annotations
+
+import ast
+import io
+import tokenize
+from functools import lru_cache
+
+import pygments
+import pygments.token
+import pygments.util
+from pygments.lexers import get_lexer_by_name
+
+from tasks.clean.fastlex import FAST_SPLITTERS
+
+COMMENT_TOKENS = frozenset({
+    pygments.token.Comment.Multiline, pygments.token.Comment.Single, pygments.token.Literal.String.Doc,
+    pygments.token.Comment.Hashbang, pygments.token.Comment.Special,
+})
+
+
+@lru_cache(maxsize=None)
+def lexer_for(lang: str):
+    """The Pygments lexer the released code picks for a program language, or None (ClassNotFound)."""
+    try:
+        return get_lexer_by_name(lang)
+    except pygments.util.ClassNotFound:
+        return None
+
+
+def raw_lines(text: str) -> list[str]:
+    """RedPajama `split_paragraphs` slices (`[^\\n]*\\n|[^\\n]+$`), each with its newline (only `\\n` splits)."""
+    parts = text.split("\n")
+    lines = [p + "\n" for p in parts[:-1]]
+    if parts[-1]:
+        lines.append(parts[-1])
+    return lines
+
+
+def split_by_hand(text: str) -> tuple[str, str]:
+    """The released `get_comment_by_hand`, verbatim in behaviour."""
+    code, comment = [], []
+    in_multiline = False
+    for line in raw_lines(text):
+        stripped = line.strip()
+        if stripped.startswith(('"""', "/*")) or stripped.endswith(('"""', "*/")):
+            in_multiline = not in_multiline
+            comment.append(line)
+            continue
+        if stripped.startswith(("#", "//", "--")) or in_multiline:
+            in_multiline = True
+            comment.append(line)
+            continue
+        code.append(line)
+    return "".join(code), "".join(comment)
+
+
+def split_perl(text: str) -> tuple[str, str]:
+    """The released `get_perl_comment`: POD blocks (`=...` to `=cut`) and `#` lines are comments."""
+    code, comment = [], []
+    in_multiline = False
+    for line in raw_lines(text):
+        stripped = line.strip()
+        if stripped.startswith("=cut"):
+            in_multiline = False
+            comment.append(line)
+        elif stripped.startswith("="):
+            in_multiline = True
+            comment.append(line)
+        elif stripped.startswith("#") or in_multiline:
+            comment.append(line)
+        else:
+            code.append(line)
+    return "".join(code), "".join(comment)
+
+
+def split_pygments(text: str, lexer) -> tuple[str, str]:
+    code, comment = [], []
+    for token_type, token in pygments.lex(text, lexer):
+        (comment if token_type in COMMENT_TOKENS else code).append(token)
+    return "".join(code), "".join(comment)
+
+
+def split_code_comments(text: str, lang: str, exact: bool = False) -> tuple[str, str]:
+    """(code, comments) of a file as the released `code_raw_content` / `comment_raw_content`.
+
+    Languages with a fast splitter (`tasks/clean/fastlex.py`, checked against Pygments token for token on the
+    agreement corpus) use it unless `exact`; the others run Pygments itself."""
+    if lang == "perl":
+        return split_perl(text)
+    lexer = lexer_for(lang)
+    if lexer is None:
+        return split_by_hand(text)
+    fast = None if exact else FAST_SPLITTERS.get(lang)
+    if fast is not None:
+        return fast(text)
+    return split_pygments(text, lexer)
+
+
+# ---- Python: the released get_text_python (bigcode text_extraction) ----
+
+_DOC_NODES = (ast.ClassDef, ast.FunctionDef, ast.Module)
+
+
+def python_docstrings(tree: ast.AST | None) -> list[str]:
+    """`get_docstrings`: the cleaned docstring of every module, class and (sync) function, empty ones left out."""
+    if tree is None:
+        return []
+    return [d for node in ast.walk(tree) if isinstance(node, _DOC_NODES) for d in [ast.get_docstring(node)] if d]
+
+
+def python_comments(text: str) -> str:
+    """`get_comments(clean=True)`: every `#` comment token concatenated, `#` removed; "" if tokenize fails."""
+    try:
+        parts = [tok.string for tok in tokenize.generate_tokens(io.StringIO(text).readline) if tok.type == tokenize.COMMENT]
+    except Exception:
+        return ""
+    return "".join(parts).replace("#", "")
+
+
+def python_comment_text(text: str, tree: ast.AST | None) -> str:
+    """`get_text_python(source)`: docstrings joined by newlines, a newline, the comments; stripped."""
+    return ("\n".join(python_docstrings(tree)) + "\n" + python_comments(text)).strip()
+

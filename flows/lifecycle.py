@@ -146,7 +146,8 @@ def stage_error(stage: str, returncode: int, tail: list[str]) -> RuntimeError:
 
 
 def stream(proc: subprocess.Popen, on_line, watch: SilenceWatch, tick_s: float = 1.0) -> None:
-    """Hand every output line of `proc` to `on_line`; while it is silent, let `watch` report progress."""
+    """Hand every output line of `proc` to `on_line` (which tells `watch` what it showed); while nothing is
+    shown, let `watch` report progress."""
     lines: queue.Queue[str | None] = queue.Queue()
 
     def read() -> None:
@@ -163,7 +164,6 @@ def stream(proc: subprocess.Popen, on_line, watch: SilenceWatch, tick_s: float =
             continue
         if line is None:
             return
-        watch.heard(line)
         on_line(line.rstrip())
         watch.tick()
 
@@ -186,18 +186,20 @@ def run_dvc_stage(stage: str, project_dir: str, force: bool, logger, interval: f
     proc = subprocess.Popen(cmd, cwd=project_dir, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     tail: list[str] = []
     skipped = False
+    watch = SilenceWatch(stage, interval, emit=logger.info)
 
     def on_line(line: str) -> None:
         nonlocal tail, skipped
         line = LEADING_TIMESTAMP.sub("", line)
         if is_repeated_warning(line):
-            logger.debug(line)
+            logger.debug(line)  # not shown: the terminal stays silent, so the watch keeps counting
         else:
             logger.info(line)
+            watch.heard(line)
         tail = (tail + [line])[-DVC_TAIL_LINES:]
         skipped = skipped or bool(SKIPPED.search(line))
 
-    stream(proc, on_line, SilenceWatch(stage, interval, emit=logger.info))
+    stream(proc, on_line, watch)
     if proc.wait() != 0:
         raise stage_error(stage, proc.returncode, tail)
     return tail, skipped

@@ -15,7 +15,7 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 
 
-@task(name="experiments")
+@task(name="experiments", task_run_name="experiments")
 def run_experiments(name: str, project_dir: str, jobs: int, overrides: list[str], allow_dirty: bool) -> dict:
     from tasks.ablate.runner import run_ablation
 

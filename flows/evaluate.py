@@ -38,7 +38,7 @@ def scores_markdown(model: str, metrics: dict) -> str:
     return "\n".join(lines)
 
 
-@task(name="evaluate", retries=1, retry_delay_seconds=10)
+@task(name="evaluate", task_run_name="evaluate", retries=1, retry_delay_seconds=10)
 def evaluate_model(model: str, output: str, params_path: str, overrides: list[str]) -> dict:
     from tasks.common.stage import execute
     from tasks.config import load_params

@@ -287,6 +287,11 @@ def lifecycle(params_path: str = "params.yaml", overrides: list[str] | None = No
     cached: list[str] = []
     mlflow_url = None
     with lifecycle_parent(params_file) as parent:
+        if parent:  # the same keys as every stage run: lifecycles compare side by side in the runs table
+            from tasks.common.config import flatten
+            from tasks.config import load_params
+
+            parent.log_params(flatten(load_params(params_file)))
         for stage in stages or ORDER:
             state = run_stage.with_options(name=stage, task_run_name=stage)(
                 stage, project_dir, force, parent_run_id=parent and parent.run_id,

@@ -144,19 +144,27 @@ def stage_command(stage: str, src: Path | None, out: Path, metrics: Path, sets: 
     return cmd
 
 
-def kill_tree(pid: int) -> None:
-    """SIGKILL a process and every descendant (Ray's GCS, raylet and workers included)."""
-    try:
-        parent = psutil.Process(pid)
-        procs = parent.children(recursive=True) + [parent]
-    except psutil.NoSuchProcess:
+def kill_tree(proc: subprocess.Popen) -> None:
+    """SIGKILL a process we started and every descendant (Ray's GCS, raylet and workers, a server's workers).
+
+    Only a process not yet reaped is touched (a reaped pid may belong to someone else by now); the descendants
+    are psutil handles, which refuse to signal a recycled pid. `proc.wait()` reaps it, so its return code is
+    the signal's (psutil must not reap it first: subprocess would then report 0).
+    """
+    if proc.poll() is not None:
         return
-    for p in procs:
+    try:
+        descendants = psutil.Process(proc.pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        descendants = []
+    proc.kill()
+    for p in descendants:
         try:
             p.send_signal(signal.SIGKILL)
         except psutil.NoSuchProcess:
             pass
-    psutil.wait_procs(procs, timeout=10)
+    proc.wait()
+    psutil.wait_procs(descendants, timeout=10)
 
 
 RAY_SYSTEM_WORDS = ("IDLE", "Agent", "Dashboard", "Supervisor", "Coordinator", "Requester", "StatsActor")
@@ -202,17 +210,14 @@ def run_stage(cmd: list[str], *, env: dict, limit_s: float, watch: Path | None =
     while proc.poll() is None:
         elapsed = time.monotonic() - started
         if kill_at is not None and elapsed >= kill_at:
-            kill_tree(proc.pid)
-            proc.wait()
+            kill_tree(proc)
             break
         if elapsed > limit_s:
-            kill_tree(proc.pid)
-            proc.wait()
+            kill_tree(proc)
             hung = True
             break
         time.sleep(0.05)
     rc = proc.returncode
-    kill_tree(proc.pid)  # orphans of a killed driver (a Ray raylet or worker) never outlive the run
     stop.set()
     if thread:
         thread.join()
@@ -370,7 +375,7 @@ def start_mlflow(work: Path) -> tuple[subprocess.Popen, str]:
                 return server, url
         except OSError:
             time.sleep(0.5)
-    kill_tree(server.pid)
+    kill_tree(server)
     raise RuntimeError("mlflow server did not start in 180 s")
 
 
@@ -379,11 +384,12 @@ def inject_mlflow_loss(stage, src, sets, work, baseline, base_s, env, rng, tally
     out = work / f"mlflow-{stage}"
     cmd = stage_command(stage, src, out, work / f"mlflow-{stage}.metrics.json", [*sets, "tracking.enabled=true"])
     kill_at = rng.uniform(0.05, 0.9) * base_s
-    timer = threading.Timer(kill_at, kill_tree, args=(server.pid,))
+    timer = threading.Timer(kill_at, kill_tree, args=(server,))
     timer.start()
     run = run_stage(cmd, env={**env, "MLFLOW_TRACKING_URI": url}, limit_s=3 * base_s + 120, watch=out)
     timer.cancel()
-    kill_tree(server.pid)
+    timer.join()
+    kill_tree(server)
     tally.hung += run.hung
     tally.check_observations(run.observations, [baseline])
     if run.rc == 0:

@@ -6,7 +6,11 @@ groups, or row ranges inside a row group that is larger than a slice, so one sha
 still spreads over every worker), makes them a Ray Data dataset of slice descriptions and maps one task
 per slice on `num_workers` parallel tasks: the task reads its rows itself, applies `fn` to every
 `batch_size` rows and returns one table. Results stream back to the driver in input order, so stage outputs are deterministic.
-`map_items` maps `fn` over in-memory rows, `batch_size` at a time. Locally `ray.init()` starts a private
+`map_to_shards` is the same map for filtering stages, with the writes on the workers: each task writes
+its kept part and `dropped/` part (content-addressed names) and returns only counts; the stage commits
+by the folder's manifest (`shards.commit_parts`), and input ids are checked unique first by a
+distributed group-by (`find_duplicates`; repeats go to `dropped/` as `duplicate_id`). Folders are URIs
+(`/local`, `s3://...`). `map_items` maps `fn` over in-memory rows, `batch_size` at a time. Locally `ray.init()` starts a private
 instance; `RAY_ADDRESS` or `compute.ray_address` points the same code at a cluster.
 
 Why not `ray.data.read_parquet(...).map_batches(fn)`: its read tasks put every text block into the

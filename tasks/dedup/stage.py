@@ -26,7 +26,7 @@ import pyarrow as pa
 import pyarrow.dataset as pads
 
 from tasks.common.runner import map_batches, map_to_shards
-from tasks.common.shards import list_shards, read_table
+from tasks.common.shards import filesystem, list_shards, read_table
 from tasks.dedup.config import DedupConfig
 from tasks.dedup.plan import META_COLUMNS, Plan, build_plan, mark_batch
 from tasks.dedup.report import GuardrailError, guardrail, meta_dict, summarize, write_report
@@ -44,13 +44,19 @@ def report_dir(output: Path) -> Path:
     return Path(output).with_name(Path(output).name + ".reports")
 
 
+def shard_dataset(input_dir: str | Path) -> pads.Dataset:
+    """The input's shards as one pyarrow dataset, on the folder's filesystem (local or object store)."""
+    fs, _ = filesystem(input_dir)
+    return pads.dataset([filesystem(p)[1] for p in list_shards(input_dir)], format="parquet", filesystem=fs)
+
+
 def shard_text_loader(input_dir: Path):
     """Load the texts of a set of document ids from the input shards (only the rows asked for)."""
 
     def load(ids: set[str]) -> dict[str, str]:
         if not ids:
             return {}
-        dataset = pads.dataset([str(p) for p in list_shards(input_dir)], format="parquet")
+        dataset = shard_dataset(input_dir)
         table = dataset.to_table(columns=["id", "text"], filter=pads.field("id").isin(pa.array(sorted(ids))))
         return dict(zip(table.column("id").to_pylist(), table.column("text").to_pylist()))
 
@@ -77,7 +83,7 @@ def hash_units(params, input_dir: Path, cfg: DedupConfig) -> pa.Table:
 
 def read_meta(input_dir: Path) -> pa.Table:
     """The metadata columns of every document (no texts)."""
-    names = pads.dataset([str(p) for p in list_shards(input_dir)], format="parquet").schema.names if list_shards(input_dir) else []
+    names = shard_dataset(input_dir).schema.names if list_shards(input_dir) else []
     return read_table(input_dir, columns=[c for c in META_COLUMNS if c in names] or None)
 
 

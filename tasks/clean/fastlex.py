@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from functools import lru_cache
 
 
 def pygments_input(text: str) -> str:
@@ -38,7 +39,7 @@ def _split(text: str, spans: list[tuple[int, int]]) -> tuple[str, str]:
 
 # ---- C and C++ (pygments.lexers.c_cpp.CFamilyLexer / CppLexer) ----
 
-_C_WS1 = r"[ \t\n\r\f\v]*(?:/\*.*?\*/[ \t\n\r\f\v]*)?"
+_C_WS1 = r"\s*(?:/\*.*?\*/\s*)?"
 _C_TOKENS = re.compile(
     r"""(?P<if0>^(?:""" + _C_WS1 + r""")\#if\s+0)"""
     r"""|(?P<macro>^(?P<macro_ws>""" + _C_WS1 + r""")\#)"""
@@ -126,7 +127,269 @@ def _ws_comments(ws: str, offset: int, spans: list[tuple[int, int]]) -> None:
         spans.append((offset + m.start(), offset + m.end()))
 
 
+# ---- Python (pygments.lexers.python.PythonLexer) ----
+# A triple-quoted string that starts a line (after whitespace, with an r/u/b prefix at most) is `String.Doc`, found
+# without escape handling; `#` to the end of the line is a comment. Other strings are skipped with their escapes
+# (`\\` plus any character); a one-line string ends at a newline (Pygments resets to `root` there).
+_PY_TOKENS = re.compile(
+    r"""^\s*[rRuUbB]{0,2}(?P<doc>\"\"\"[\s\S]*?\"\"\"|'''[\s\S]*?''')"""
+    r"""|(?P<comment>\#[^\n]*)"""
+    r"""|[A-Za-z_]\w*(?P<str>\"\"\"(?:[^"\\]|\\[\s\S]|"(?!""))*(?:\"\"\"|\Z)|'''(?:[^'\\]|\\[\s\S]|'(?!''))*(?:'''|\Z)"""
+    r"""|"(?:[^"\\\n]|\\[\s\S])*"?|'(?:[^'\\\n]|\\[\s\S])*'?)?"""
+    r"""|\"\"\"(?:[^"\\]|\\[\s\S]|"(?!""))*(?:\"\"\"|\Z)|'''(?:[^'\\]|\\[\s\S]|'(?!''))*(?:'''|\Z)"""
+    r"""|"(?:[^"\\\n]|\\[\s\S])*"?|'(?:[^'\\\n]|\\[\s\S])*'?""",
+    re.MULTILINE,
+)
+
+
+def split_python(text: str) -> tuple[str, str]:
+    text = pygments_input(text)
+    spans = [m.span(m.lastgroup) for m in _PY_TOKENS.finditer(text) if m.lastgroup in ("doc", "comment")]
+    return _split(text, spans)
+
+
+# ---- any other RegexLexer: the same state machine, one combined regex per state ----
+# `RegexLexer.get_tokens_unprocessed` tries the rules of the current state one by one at each position and takes
+# the first that matches; a regex alternation `(?P<r0>rule0)|(?P<r1>rule1)|...` matched at the same position picks
+# the same rule (alternatives are tried in order), so one match call replaces up to dozens. Token types, state
+# changes, callbacks (`bygroups`, `using`: run on the rule's own match) and the error/newline recovery are those
+# of Pygments. Only the rules whose first character can be the one at the position take part (read from the parsed
+# patterns), which keeps each alternation short. A state whose rules use numbered back-references keeps Pygments'
+# one-by-one matching.
+
+_GLOBAL_FLAGS = re.compile(r"^\(\?([aiLmsux]+)\)")
+_BACKREF = re.compile(r"\\[1-9]|\(\?P[=<]")  # back-references, or named groups that could clash
+
+
+def _first_chars(pattern: str, flags: int) -> frozenset[str] | None:
+    """The characters a match of `pattern` can start with, or None when it may start with any (or match empty).
+    Read from the parsed pattern (`re._parser`); lookarounds and anchors are treated as transparent, so the set is
+    a superset of the real one, which is all the dispatch below needs."""
+    import re._constants as c
+    import re._parser as parser
+
+    try:
+        parsed = parser.parse(pattern, flags)
+    except re.error:
+        return None
+    chars, nullable = _first_of(list(parsed), bool(flags & re.IGNORECASE), c)
+    return None if nullable or chars is None else frozenset(chars)
+
+
+def _first_of(items: list, icase: bool, c) -> tuple[set | None, bool]:
+    acc: set | None = set()
+    for op, av in items:
+        chars, nullable = _first_item(op, av, icase, c)
+        acc = None if acc is None or chars is None else acc | chars
+        if not nullable:
+            return acc, False
+    return acc, True
+
+
+def _literal(code: int, icase: bool) -> set:
+    ch = chr(code)
+    return {ch, ch.lower(), ch.upper()} if icase else {ch}
+
+
+def _first_item(op, av, icase: bool, c) -> tuple[set | None, bool]:
+    if op is c.LITERAL:
+        return _literal(av, icase), False
+    if op is c.IN:
+        chars: set = set()
+        for kind, value in av:
+            if kind is c.LITERAL:
+                chars |= _literal(value, icase)
+            elif kind is c.RANGE and value[1] - value[0] < 512:
+                for code in range(value[0], value[1] + 1):
+                    chars |= _literal(code, icase)
+            else:  # NEGATE, CATEGORY, a wide range: anything
+                return None, False
+        return chars, False
+    if op is c.BRANCH:
+        acc: set | None = set()
+        nullable = False
+        for branch in av[1]:
+            chars, n = _first_of(list(branch), icase, c)
+            acc = None if acc is None or chars is None else acc | chars
+            nullable = nullable or n
+        return acc, nullable
+    if op is c.SUBPATTERN:
+        add_flags = av[1]
+        return _first_of(list(av[3]), icase or bool(add_flags & re.IGNORECASE), c)
+    if op in (c.MAX_REPEAT, c.MIN_REPEAT) or getattr(c, "POSSESSIVE_REPEAT", None) is op:
+        chars, nullable = _first_of(list(av[2]), icase, c)
+        return chars, nullable or av[0] == 0
+    if op is getattr(c, "ATOMIC_GROUP", None):
+        return _first_of(list(av), icase, c)
+    if op in (c.AT, c.ASSERT, c.ASSERT_NOT):
+        return set(), True
+    return None, op not in (c.NOT_LITERAL, c.ANY, c.CATEGORY)
+
+
+class _CombinedState:
+    """One state's rules, matched through per-first-character alternations of the rules that can start there."""
+
+    __slots__ = ("rules", "patterns", "flags", "first", "by_char", "by_key", "sequential")
+
+    def __init__(self, rules: list, flags: int) -> None:
+        self.rules = rules
+        self.flags = flags
+        self.patterns: list[str] = []
+        self.first: list[frozenset | None] = []
+        self.by_char: dict[str, object] = {}
+        self.by_key: dict[tuple, object] = {}
+        self.sequential = False
+        for rexmatch, _action, _new in rules:
+            pattern = rexmatch.__self__.pattern
+            if _BACKREF.search(pattern):
+                self.sequential = True
+                return
+            m = _GLOBAL_FLAGS.match(pattern)
+            if m:  # "(?i)rest" -> "(?i:rest)": a global flag may only open a whole expression
+                pattern = f"(?{m.group(1)}:{pattern[m.end():]})"
+            self.patterns.append(pattern)
+            self.first.append(_first_chars(pattern, flags))
+
+    def matcher(self, ch: str):
+        """The combined `match` of the rules that can start with `ch` (None: no rule can match here)."""
+        found = self.by_char.get(ch, False)
+        if found is not False:
+            return found
+        key = tuple(i for i, first in enumerate(self.first) if first is None or ch in first)
+        found = self.by_key.get(key, False)
+        if found is False:
+            found = None
+            if key:
+                found = re.compile("|".join(f"(?P<r{i}>{self.patterns[i]})" for i in key), self.flags).match
+            self.by_key[key] = found
+        self.by_char[ch] = found
+        return found
+
+
+class FastRegexLexer:
+    """Runs a Pygments RegexLexer's token definitions with combined regexes; finds the comment tokens that
+    `lexer.get_tokens_unprocessed` yields."""
+
+    def __init__(self, lexer) -> None:
+        self.lexer = lexer
+        tokendefs = lexer._tokens
+        flags = type(lexer).flags
+        self.states = {name: _CombinedState(rules, flags) for name, rules in tokendefs.items()}
+
+    def comment_spans(self, text: str) -> list[tuple[int, int, bool]]:
+        """(start, end, is_comment) of the comment tokens and of the characters a callback rule drops (the code is
+        the text without every span, the comments the text of the comment spans), as `get_tokens_unprocessed`."""
+        from tasks.clean.comments import COMMENT_TOKENS
+        from pygments.token import _TokenType
+
+        lexer, states = self.lexer, self.states
+        spans: list[tuple[int, int, bool]] = []
+        pos, stack = 0, ["root"]
+        state = states["root"]
+        n = len(text)
+        while pos < n:
+            if not state.sequential:
+                master = state.matcher(text[pos])
+                m = master(text, pos) if master is not None else None
+                if m is not None:
+                    rexmatch, action, new_state = state.rules[int(m.lastgroup[1:])]
+                    if action is not None and type(action) is not _TokenType:
+                        m = rexmatch(text, pos)
+            else:
+                for rexmatch, action, new_state in state.rules:
+                    m = rexmatch(text, pos)
+                    if m:
+                        break
+                else:
+                    m = None
+            if m is None:  # no rule: a newline resets to root, anything else is one Error character
+                if text[pos] == "\n":
+                    stack = ["root"]
+                    state = states["root"]
+                pos += 1
+                continue
+            end = m.end()
+            if action is not None:
+                if type(action) is _TokenType:
+                    if action in COMMENT_TOKENS and end > pos:
+                        spans.append((pos, end, True))
+                else:
+                    cursor = pos
+                    for index, token_type, value in action(lexer, m):
+                        if index > cursor:
+                            spans.append((cursor, index, False))
+                        if token_type in COMMENT_TOKENS and value:
+                            spans.append((index, index + len(value), True))
+                        cursor = max(cursor, index + len(value))
+                    if cursor < end:
+                        spans.append((cursor, end, False))
+            elif end > pos:
+                spans.append((pos, end, False))  # a rule without action yields nothing
+            pos = end
+            if new_state is not None:
+                if isinstance(new_state, tuple):
+                    for name in new_state:
+                        if name == "#pop":
+                            if len(stack) > 1:
+                                stack.pop()
+                        elif name == "#push":
+                            stack.append(stack[-1])
+                        else:
+                            stack.append(name)
+                elif isinstance(new_state, int):
+                    if abs(new_state) >= len(stack):
+                        del stack[1:]
+                    else:
+                        del stack[new_state:]
+                elif new_state == "#push":
+                    stack.append(stack[-1])
+                state = states[stack[-1]]
+        return spans
+
+
+def _fast_regex_splitter(lexer) -> Callable[[str], tuple[str, str]] | None:
+    """A splitter for a plain RegexLexer (same `get_tokens_unprocessed`), else None."""
+    from pygments.lexer import RegexLexer
+
+    cls = type(lexer)
+    if not isinstance(lexer, RegexLexer) or cls.get_tokens_unprocessed is not RegexLexer.get_tokens_unprocessed:
+        return None
+    engine = FastRegexLexer(lexer)
+
+    def split(text: str) -> tuple[str, str]:
+        text = pygments_input(text)
+        code, comments, last = [], [], 0
+        for start, end, is_comment in engine.comment_spans(text):
+            code.append(text[last:start])
+            if is_comment:
+                comments.append(text[start:end])
+            last = end
+        code.append(text[last:])
+        return "".join(code), "".join(comments)
+
+    return split
+
+
 FAST_SPLITTERS: dict[str, Callable[[str], tuple[str, str]]] = {
     "c": split_c,
     "cpp": split_c,
+    "python": split_python,
 }
+
+
+ENGINE_NOT_FASTER = frozenset({"html"})
+"""Lexers whose rules mostly hand over to other lexers (`using`), where the engine gains nothing."""
+
+
+@lru_cache(maxsize=None)
+def splitter_for(lang: str) -> Callable[[str], tuple[str, str]] | None:
+    """The fast splitter of a program language with a Pygments lexer: hand-written, else the combined-regex engine
+    for a plain RegexLexer, else None (run Pygments itself)."""
+    if lang in FAST_SPLITTERS:
+        return FAST_SPLITTERS[lang]
+    if lang in ENGINE_NOT_FASTER:
+        return None
+    from tasks.clean.comments import lexer_for
+
+    lexer = lexer_for(lang)
+    return None if lexer is None else _fast_regex_splitter(lexer)

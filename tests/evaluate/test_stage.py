@@ -176,3 +176,12 @@ def test_mbppplus_task_with_gigabyte_outputs_gets_the_memory_its_reference_needs
         timeouts_s=bench.timeout_s(problem, 3.0) * 2, memory_bytes=[memory, memory], num_workers=2)
     assert canonical.passed, canonical
     assert not wrong.passed
+
+
+def test_a_malformed_samples_line_is_one_error_naming_the_file_and_line(tmp_path):
+    from tasks.common.inputs import InputError
+
+    samples = tmp_path / "samples.jsonl"
+    samples.write_text('{"task_id": "HumanEval/0", "completion": "    return 1\\n"}\n{"task_id": "HumanEval/1"}\n')
+    with pytest.raises(InputError, match=r"samples.jsonl' line 2: .*task_id and completion"):
+        run(make_params(benchmarks=("humaneval",), samples=str(samples)), None, tmp_path / "out", NullTracker())

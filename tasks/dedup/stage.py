@@ -22,6 +22,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.dataset as pads
 
@@ -78,13 +79,22 @@ def hash_units(params, input_dir: Path, cfg: DedupConfig) -> pa.Table:
         )
     )
     schema = unit_schema(cfg)
-    return pa.concat_tables([p.cast(schema) for p in parts]) if parts else schema.empty_table()
+    units = pa.concat_tables([p.cast(schema) for p in parts]) if parts else schema.empty_table()
+    return first_occurrences(units, ["doc_id", "unit"])
+
+
+def first_occurrences(table: pa.Table, keys: list[str]) -> pa.Table:
+    """The rows whose `keys` no earlier row has, in order: a repeated document id is planned once, as its
+    first row (the marking pass drops the later ones as `duplicate_id`)."""
+    rows = table.select(keys).append_column("row", pa.array(np.arange(table.num_rows, dtype=np.int64)))
+    first = rows.group_by(keys, use_threads=False).aggregate([("row", "min")]).column("row_min").to_numpy()
+    return table if len(first) == table.num_rows else table.take(np.sort(first))
 
 
 def read_meta(input_dir: Path) -> pa.Table:
     """The metadata columns of every document (no texts)."""
     names = shard_dataset(input_dir).schema.names if list_shards(input_dir) else []
-    return read_table(input_dir, columns=[c for c in META_COLUMNS if c in names] or None)
+    return first_occurrences(read_table(input_dir, columns=[c for c in META_COLUMNS if c in names] or None), ["id"])
 
 
 def _metrics(written: dict[str, Any], plan: Plan, summary: dict[str, Any]) -> dict[str, Any]:

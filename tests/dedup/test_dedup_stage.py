@@ -61,3 +61,19 @@ def test_guardrail_fail_stops_before_writing(tmp_path):
     with pytest.raises(GuardrailError, match="source test"):
         run(params, tmp_path / "clean", tmp_path / "dedup", NullTracker())
     assert not (tmp_path / "dedup").exists()
+
+
+def test_a_repeated_id_is_planned_once_and_its_later_rows_dropped_as_duplicate_id(tmp_path):
+    text, other = long_text(300), long_text(301)
+    rows = [dict(id=i, text=t, repo="r", path=f"{i}.py", lang="python", doc_type="code", source="test", stars=s,
+                 commit_date=None, size_bytes=len(t), sha256=None)
+            for i, t, s in [("a", text, 5), ("a", text, 5), ("b", other, 1), ("c", text, 1), ("b", text, 9)]]
+    (tmp_path / "clean").mkdir()
+    pq.write_table(pa.Table.from_pylist(rows, schema=DOC_SCHEMA), tmp_path / "clean" / "part-00000.parquet")
+    params = load_params("params.yaml", ["tracking.enabled=false", "compute.num_workers=1"])
+    metrics = run(params, tmp_path / "clean", tmp_path / "dedup", NullTracker())
+    assert read_table(tmp_path / "dedup").column("id").to_pylist() == ["a", "b"], "the first row of each id is planned"
+    dropped = read_table(tmp_path / "dedup" / "dropped").select(["id", "drop_reason", "duplicate_of"]).to_pylist()
+    assert sorted(map(tuple, (d.values() for d in dropped))) == [
+        ("a", "duplicate_id", "a"), ("b", "duplicate_id", "b"), ("c", "exact_duplicate", "a")]
+    assert metrics["rows_in"] == 5 and metrics["units_in"] == 3

@@ -7,8 +7,9 @@ downstream. Folders are URIs (`/local/path`, `s3://bucket/prefix`, ...) resolved
 Two ways to write a folder atomically:
 - `commit_parts` (workers write): every map task writes its own parts under content-addressed names
   (`part-<slice>-<sha256 prefix>.parquet`, so a re-run writes the same name for the same bytes and never
-  rewrites a file an older manifest lists), then the stage writes `_manifest.json` last, in one atomic
-  put or rename, and deletes the parts no manifest lists. `list_shards` reads the manifest where there is
+  rewrites a file an older manifest lists), each whole or not at all (a temporary name and a rename on a
+  local disk, one upload on an object store); then the stage writes `_manifest.json` last, the same way,
+  and deletes the parts no manifest lists and any temporary file a killed run left. `list_shards` reads the manifest where there is
   one, so a reader never sees a partial stage and a re-run never duplicates rows; nothing renames
   folders, which object storage cannot do.
 - `atomic_dir` (one process writes, local disk only): shards go to a temporary sibling folder that is
@@ -236,9 +237,22 @@ def write_part(table: pa.Table, folder: str | Path, index: int) -> str:
     if fs.get_file_info(target).size == len(data):
         return name
     fs.create_dir(path, recursive=True)
-    with fs.open_output_stream(target) as f:
-        f.write(data)
+    _put(fs, target, data)
     return name
+
+
+def _put(fs: pafs.FileSystem, target: str, data: bytes) -> None:
+    """Write a file whole or not at all: on a local disk through a temporary name and a rename; an object
+    store makes an object visible only once its upload completed."""
+    if not isinstance(fs, pafs.LocalFileSystem):
+        with fs.open_output_stream(target) as f:
+            f.write(data)
+        return
+    folder, name = target.rsplit("/", 1)
+    tmp = f"{folder}/.{name}.tmp-{uuid.uuid4().hex[:8]}"
+    with fs.open_output_stream(tmp) as f:
+        f.write(data)
+    fs.move(tmp, target)
 
 
 def commit_parts(folder: str | Path, parts: list[str], num_rows: int) -> None:
@@ -246,16 +260,9 @@ def commit_parts(folder: str | Path, parts: list[str], num_rows: int) -> None:
     file it does not list (left by an earlier or killed run)."""
     fs, path = filesystem(folder)
     fs.create_dir(path, recursive=True)
-    data = json.dumps({"parts": parts, "num_rows": num_rows}, indent=1).encode()
-    if isinstance(fs, pafs.LocalFileSystem):  # a rename is atomic on a local disk
-        tmp = f"{path}/.{MANIFEST}.tmp-{uuid.uuid4().hex[:8]}"
-        with fs.open_output_stream(tmp) as f:
-            f.write(data)
-        fs.move(tmp, f"{path}/{MANIFEST}")
-    else:  # an object store makes an object visible only once its upload completed
-        with fs.open_output_stream(f"{path}/{MANIFEST}") as f:
-            f.write(data)
+    _put(fs, f"{path}/{MANIFEST}", json.dumps({"parts": parts, "num_rows": num_rows}, indent=1).encode())
     listed = set(parts)
     for entry in fs.get_file_info(pafs.FileSelector(path)):
-        if entry.type == pafs.FileType.File and entry.base_name.endswith(".parquet") and entry.base_name not in listed:
+        stale = entry.base_name.endswith(".parquet") and entry.base_name not in listed
+        if entry.type == pafs.FileType.File and (stale or ".tmp-" in entry.base_name):
             fs.delete_file(entry.path)

@@ -85,6 +85,7 @@ def test_map_to_shards_workers_write_parts_and_a_rerun_commits_the_same_files(tm
     files = sorted(p.name for p in out.rglob("*"))
     # a killed run's part (written, never committed) is invisible to readers and gone after the next commit
     pq.write_table(pa.table({"x": [9]}), out / "part-00003-0123456789abcdef.parquet")
+    (out / ".part-00004-0123456789abcdef.parquet.tmp-1a2b3c4d").write_bytes(b"PAR1 half a file")  # killed mid-write
     assert read_table(out).num_rows == 500
     map_to_shards(drop_odd, source, out, num_workers=2, batch_size=64)
     assert sorted(p.name for p in out.rglob("*")) == files, "a re-run writes the same parts, never more rows"

@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from tasks.common.shards import DROPPED, commit_parts, join, list_shards, open_parquet, write_part
+from tasks.common.shards import DROPPED, commit_parts, join, list_shards, open_parquet, prepare_output, write_part
 from tasks.common.stage import DROP_REASON, add_counts, finish_counts, split_counts, split_kept_dropped
 
 log = logging.getLogger(__name__)
@@ -323,6 +323,7 @@ def map_to_shards(
     import ray
 
     shards = list_shards(input_dir)
+    prepare_output(output_dir)
     slices = plan_slices(shards, num_workers)
     if not slices:
         write_empty_outputs(output_dir)

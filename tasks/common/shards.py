@@ -110,6 +110,16 @@ def list_shards(folder: str | Path) -> list[str]:
     return [join(folder, name) for name in names]
 
 
+def prepare_output(folder: str | Path) -> None:
+    """Create the output folder, or fail with one line naming it (a missing bucket, no permission) before
+    any work is done."""
+    fs, path = filesystem(folder)
+    try:
+        fs.create_dir(path, recursive=True)
+    except OSError as exc:
+        raise MissingInputError(f"output '{folder}' cannot be written: {str(exc).splitlines()[0]}") from None
+
+
 def open_parquet(uri: str | Path) -> pq.ParquetFile:
     """A Parquet file on any filesystem."""
     fs, path = filesystem(uri)

@@ -60,3 +60,7 @@ def test_a_missing_prefix_names_itself(s3_bucket):
         list_shards(f"{s3_bucket}/nothing-here")
     with pytest.raises(MissingInputError, match="no-such-bucket"):
         list_shards("s3://no-such-bucket/data")
+    fs, path = filesystem(f"{s3_bucket}/small/part-0.parquet")
+    pq.write_table(pa.table({"x": [1]}), path, filesystem=fs)
+    with pytest.raises(MissingInputError, match="output 's3://no-such-bucket/out' cannot be written"):
+        map_to_shards(drop_odd, f"{s3_bucket}/small", "s3://no-such-bucket/out")

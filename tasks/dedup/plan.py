@@ -1,7 +1,7 @@
 """From hashed units to one decision per document: kept, `exact_duplicate` or `near_duplicate` of a kept row.
 
 `build_plan` takes the document metadata (id, repo, path, stars, commit_date, ...), the unit rows of
-`units.unit_batch` and a way to load texts (only for verifying LSH candidate pairs), and runs:
+`units.unit_batch` and a `PairVerifier` (exact Jaccard of LSH candidate pairs, which reads their texts), and runs:
 1. units with their keep-policy attributes (repo units: max stars, latest commit, union signature);
 2. exact dedup by content hash (the best-ranked unit of each hash stays);
 3. LSH candidates over the remaining units with a non-empty shingle set, each pair optionally
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -31,6 +31,9 @@ KEPT, DROP_EXACT, DROP_NEAR = 0, 1, 2
 META_COLUMNS = ["id", "repo", "path", "lang", "source", "stars", "commit_date", "size_bytes"]
 
 TextLoader = Callable[[set[str]], dict[str, str]]
+PairVerifier = Callable[[pa.Table], np.ndarray]
+"""Candidate pairs (`pair_table`: `a_unit`, `a_members`, `b_unit`, `b_members`) -> which of them reach the
+Jaccard threshold; `text_verifier` in process, the stage's on the Ray workers."""
 
 
 @dataclass
@@ -103,36 +106,48 @@ def build_units(meta: pa.Table, rows: pa.Table, cfg: DedupConfig) -> Units:
     return Units(names, members, rank, hashes, counts, keys)
 
 
-def unit_shingles(units: Units, indices: Iterable[int], load_texts: TextLoader, cfg: DedupConfig) -> dict[int, np.ndarray]:
-    """Exact shingle sets of the given units (texts loaded only for their documents)."""
-    indices = sorted(set(indices))
-    texts = load_texts({d for i in indices for d in units.members[i]})
-    out: dict[int, np.ndarray] = {}
-    for i in indices:
-        if cfg.level == "chunk":
-            doc_id, k = units.names[i].rsplit("#", 1)
-            values = chunk_values(texts[doc_id], cfg)[int(k)]
-            out[i] = mh.shingle_hashes(values, cfg.ngram)
-        else:
-            sets = [mh.text_shingles(texts[d] or "", cfg.shingle, cfg.ngram) for d in units.members[i]]
-            out[i] = np.unique(np.concatenate(sets)) if sets else np.empty(0, dtype=np.uint64)
-    return out
+def unit_shingles(name: str, members: list[str], texts: dict[str, str], cfg: DedupConfig) -> np.ndarray:
+    """Exact shingle set of one unit from its documents' texts."""
+    if cfg.level == "chunk":
+        doc_id, k = name.rsplit("#", 1)
+        return mh.shingle_hashes(chunk_values(texts[doc_id], cfg)[int(k)], cfg.ngram)
+    sets = [mh.text_shingles(texts[d] or "", cfg.shingle, cfg.ngram) for d in members]
+    return np.unique(np.concatenate(sets)) if sets else np.empty(0, dtype=np.uint64)
 
 
-def verify_pairs(pairs: np.ndarray, shingles: dict[int, np.ndarray], threshold: float) -> np.ndarray:
-    """Boolean mask of the pairs whose exact Jaccard reaches `threshold`."""
-    return np.array([mh.jaccard(shingles[a], shingles[b]) >= threshold for a, b in pairs], dtype=bool)
+def pair_table(units: Units, pairs: np.ndarray) -> pa.Table:
+    """Candidate pairs of unit indices as the rows a `PairVerifier` takes: each side's unit and documents."""
+    columns = {}
+    for side, index in (("a", pairs[:, 0]), ("b", pairs[:, 1])):
+        columns[f"{side}_unit"] = pa.array([units.names[i] for i in index], pa.string())
+        columns[f"{side}_members"] = pa.array([units.members[i] for i in index], pa.list_(pa.string()))
+    return pa.table(columns)
 
 
-def _near_dedup(units: Units, alive: np.ndarray, load_texts: TextLoader, cfg: DedupConfig, stats: Counter) -> np.ndarray:
+def verify_pair_table(pairs: pa.Table, load_texts: TextLoader, cfg: DedupConfig) -> np.ndarray:
+    """Boolean mask of the pairs whose exact Jaccard reaches the threshold (texts loaded only for their
+    documents, each unit's shingles computed once)."""
+    members = dict(zip(pairs["a_unit"].to_pylist(), pairs["a_members"].to_pylist()))
+    members.update(zip(pairs["b_unit"].to_pylist(), pairs["b_members"].to_pylist()))
+    texts = load_texts({d for docs in members.values() for d in docs})
+    shingles = {name: unit_shingles(name, docs, texts, cfg) for name, docs in members.items()}
+    a, b = pairs["a_unit"].to_pylist(), pairs["b_unit"].to_pylist()
+    return np.array([mh.jaccard(shingles[x], shingles[y]) >= cfg.jaccard_threshold for x, y in zip(a, b)], dtype=bool)
+
+
+def text_verifier(load_texts: TextLoader, cfg: DedupConfig) -> PairVerifier:
+    """A `PairVerifier` in this process over a text loader."""
+    return lambda pairs: verify_pair_table(pairs, load_texts, cfg)
+
+
+def _near_dedup(units: Units, alive: np.ndarray, verify: PairVerifier, cfg: DedupConfig, stats: Counter) -> np.ndarray:
     """Keeper index per unit after near-dedup of the `alive` units (itself where not merged)."""
     keeper = np.arange(len(units.names))
     idx = np.flatnonzero(alive & (units.num_shingles > 0))
     pairs = cluster.candidate_pairs(units.keys[idx], units.rank[idx])
     stats["candidate_pairs"] = len(pairs)
     if cfg.verify and len(pairs):
-        shingles = unit_shingles(units, idx[np.unique(pairs)], load_texts, cfg)
-        ok = verify_pairs(idx[pairs], shingles, cfg.jaccard_threshold)
+        ok = verify(pair_table(units, idx[pairs]))
         stats["false_positive_pairs"] = int((~ok).sum())
         pairs = pairs[ok]
     stats["merged_pairs"] = len(pairs)
@@ -169,7 +184,7 @@ def _chunk_decisions(units: Units, status: np.ndarray, keeper: np.ndarray) -> di
     return decisions
 
 
-def build_plan(meta: pa.Table, rows: pa.Table, cfg: DedupConfig, load_texts: TextLoader) -> Plan:
+def build_plan(meta: pa.Table, rows: pa.Table, cfg: DedupConfig, verify: PairVerifier) -> Plan:
     """Decide every document: exact dedup, then near dedup, at the configured level."""
     units = build_units(meta, rows, cfg)
     n = len(units.names)
@@ -177,7 +192,7 @@ def build_plan(meta: pa.Table, rows: pa.Table, cfg: DedupConfig, load_texts: Tex
     keeper = cluster.exact_groups(units.content_hash, units.rank) if cfg.exact else np.arange(n)
     status = np.where(keeper != np.arange(n), DROP_EXACT, KEPT)
     if cfg.fuzzy:
-        near = _near_dedup(units, status == KEPT, load_texts, cfg, stats)
+        near = _near_dedup(units, status == KEPT, verify, cfg, stats)
         merged = (near != np.arange(n)) & (status == KEPT)
         status[merged] = DROP_NEAR
         keeper = near[keeper]  # exact copies of a unit removed as a near duplicate follow it to the kept one

@@ -7,8 +7,9 @@ Passes over the input:
 1. on Ray (`tasks.common.runner.map_batches` of `units.unit_batch`): each worker shingles, signs and
    band-hashes its batch; only content hashes and band keys (repo level: one merged signature per
    repo and batch) come back to the driver, never texts;
-2. in the driver (`plan.build_plan`): keep-policy ranks, exact groups, LSH candidate pairs, exact
-   Jaccard verification of the candidates (reading only their texts), connected components;
+2. in the driver (`plan.build_plan`): keep-policy ranks, exact groups, LSH candidate pairs, connected
+   components; the exact Jaccard verification of the candidate pairs runs on the Ray workers
+   (`worker_verifier`), each batch of pairs reading only its documents' texts, so no text reaches the driver;
 3. on Ray again (`runner.map_to_shards` of `plan.mark_batch`), every row gets `drop_reason` (null,
    `exact_duplicate`, `near_duplicate`) and `duplicate_of` (the id of the kept row it duplicates); the
    workers write kept and `dropped/` parts, committed by the folder's manifest.
@@ -26,10 +27,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.dataset as pads
 
-from tasks.common.runner import map_batches, map_to_shards
+from tasks.common.runner import TASKS_PER_WORKER, map_batches, map_items, map_to_shards
 from tasks.common.shards import filesystem, list_shards, read_table
 from tasks.dedup.config import DedupConfig
-from tasks.dedup.plan import META_COLUMNS, Plan, build_plan, mark_batch
+from tasks.dedup.plan import META_COLUMNS, PairVerifier, Plan, build_plan, mark_batch, verify_pair_table
 from tasks.dedup.report import GuardrailError, guardrail, meta_dict, summarize, write_report
 from tasks.dedup.units import unit_batch, unit_schema
 
@@ -62,6 +63,26 @@ def shard_text_loader(input_dir: Path):
         return dict(zip(table.column("id").to_pylist(), table.column("text").to_pylist()))
 
     return load
+
+
+def verify_batch(pairs: pa.Table, input_dir: str, cfg: DedupConfig) -> pa.Table:
+    """Ray task body: which candidate pairs of the batch reach the Jaccard threshold, from texts this task
+    reads itself (only those of its pairs' documents)."""
+    return pa.table({"ok": verify_pair_table(pairs, shard_text_loader(input_dir), cfg)})
+
+
+def worker_verifier(params, input_dir: Path, cfg: DedupConfig) -> PairVerifier:
+    """A `PairVerifier` that spreads the pairs over the Ray workers (about four batches per worker), so the
+    driver never loads a text."""
+
+    def verify(pairs: pa.Table) -> np.ndarray:
+        num_batches = max(1, params.compute.num_workers * TASKS_PER_WORKER)
+        parts = map_items(verify_batch, pairs.to_pylist(), fn_kwargs={"input_dir": str(input_dir), "cfg": cfg},
+                          num_workers=params.compute.num_workers, batch_size=-(-pairs.num_rows // num_batches),
+                          ray_address=params.compute.ray_address)
+        return np.concatenate([p.column("ok").to_numpy(zero_copy_only=False) for p in parts]).astype(bool)
+
+    return verify
 
 
 def hash_units(params, input_dir: Path, cfg: DedupConfig) -> pa.Table:
@@ -114,7 +135,7 @@ def run(params, input: Path | None, output: Path, tracker) -> dict[str, Any]:
     cfg: DedupConfig = params.dedup
     input, output = Path(input), Path(output)
     meta = read_meta(input)
-    plan = build_plan(meta, hash_units(params, input, cfg), cfg, shard_text_loader(input))
+    plan = build_plan(meta, hash_units(params, input, cfg), cfg, worker_verifier(params, input, cfg))
     lookup = meta_dict(meta)
     flagged = guardrail(lookup, plan.decisions, cfg)
     for item in flagged:

@@ -9,7 +9,7 @@ import pytest
 from tasks.common.shards import DOC_SCHEMA
 from tasks.dedup import cluster
 from tasks.dedup.config import DedupConfig
-from tasks.dedup.plan import EXACT, NEAR, META_COLUMNS, build_plan, mark_batch, table_loader
+from tasks.dedup.plan import EXACT, NEAR, META_COLUMNS, build_plan, mark_batch, table_loader, text_verifier
 from tasks.dedup.report import guardrail, meta_dict, summarize
 from tasks.dedup.units import unit_batch
 
@@ -38,7 +38,7 @@ def docs(rows: list[dict]) -> pa.Table:
 
 
 def dedup(table: pa.Table, cfg: DedupConfig = CFG):
-    plan = build_plan(table.select(META_COLUMNS), unit_batch(table, cfg), cfg, table_loader(table))
+    plan = build_plan(table.select(META_COLUMNS), unit_batch(table, cfg), cfg, text_verifier(table_loader(table), cfg))
     return plan, mark_batch(table, plan.decisions)
 
 

@@ -7,8 +7,9 @@ Runs the stage as `cookbook clean` does (`tasks.clean.stage.run`: Ray Data read,
 workers, metrics, kept/dropped shards written to a temporary folder) with 1 and with 2 Ray workers on
 the same input. Peers: the 1-worker run (the per-core rate is MB of `text` / seconds of that run, so it
 includes Ray, Parquet I/O and the driver) and, for reference, `clean_batch` in this process on the
-same rows. Each figure is the best of `--repeat` runs (other processes share the cores). Last line: one
-JSON object.
+same rows, and `clean_batch` with the released code/comment split (Pygments itself instead of the fast splitters
+of tasks/clean/fastlex.py: `speedup_vs_pygments_split`). Each figure is the best of `--repeat` runs (other
+processes share the cores). Last line: one JSON object.
 """
 
 import argparse
@@ -20,6 +21,7 @@ from pathlib import Path
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from tasks.clean import comments
 from tasks.clean.stage import clean_batch, run
 from tasks.common.runner import ensure_ray
 from tasks.common.shards import read_table
@@ -61,20 +63,30 @@ def main() -> None:
         folder = Path(tmp)
         mb = build_input(args.input, folder, args.max_mb, args.shards)
         table = read_table(folder)
-        local = []
+        local, exact = [], []
         for _ in range(args.repeat):
             started = time.perf_counter()
             clean_batch(table, Params().clean)
             local.append(time.perf_counter() - started)
+        comments.FORCE_PYGMENTS = True  # the peer: the released code/comment split, Pygments itself
+        try:
+            for _ in range(args.repeat):
+                started = time.perf_counter()
+                clean_batch(table, Params().clean)
+                exact.append(time.perf_counter() - started)
+        finally:
+            comments.FORCE_PYGMENTS = False
         ensure_ray()
         stage_seconds(folder, 2, args.batch_size)  # warm-up: workers start and import the stage
         one = [stage_seconds(folder, 1, args.batch_size) for _ in range(args.repeat)]
         two = [stage_seconds(folder, 2, args.batch_size) for _ in range(args.repeat)]
     fmt = lambda xs: "/".join(f"{x:.1f}" for x in xs)
     print(f"input {mb:.1f} MB of text, {table.num_rows} rows; seconds per run: clean_batch in-process {fmt(local)}, "
-          f"stage 1 worker {fmt(one)}, stage 2 workers {fmt(two)}")
+          f"stage 1 worker {fmt(one)}, stage 2 workers {fmt(two)}; clean_batch with Pygments' own split {fmt(exact)}")
     print(json.dumps({"mb_per_s_per_core": round(mb / min(one), 3), "speedup_2_workers": round(min(one) / min(two), 3),
-                      "clean_batch_mb_per_s_in_process": round(mb / min(local), 3), "input_mb": round(mb, 2)}))
+                      "clean_batch_mb_per_s_in_process": round(mb / min(local), 3),
+                      "clean_batch_mb_per_s_pygments_split": round(mb / min(exact), 3),
+                      "speedup_vs_pygments_split": round(min(exact) / min(local), 3), "input_mb": round(mb, 2)}))
 
 
 if __name__ == "__main__":

@@ -39,6 +39,10 @@ NOT_IN_RELEASED_PYGMENTS = frozenset({
 })
 
 
+FORCE_PYGMENTS = False
+"""True: every split runs Pygments itself (benchmarks/clean.py measures the fast splitters against it)."""
+
+
 @lru_cache(maxsize=None)
 def lexer_for(lang: str):
     """The Pygments lexer the released code picks for a program language, or None (ClassNotFound in 2.18)."""
@@ -113,7 +117,7 @@ def split_code_comments(text: str, lang: str, exact: bool = False) -> tuple[str,
     lexer = lexer_for(lang)
     if lexer is None:
         return split_by_hand(text)
-    fast = None if exact else splitter_for(lang)
+    fast = None if exact or FORCE_PYGMENTS else splitter_for(lang)
     if fast is not None:
         return fast(text)
     return split_pygments(text, lexer)

@@ -3,12 +3,14 @@
 The maps are ports of `opc_data_filtering/artifacts/*.py` kept as JSON under `tasks/clean/data/`
 (their source is noted inside each file). The filename map wins over the extension map; a file no
 map knows is `unknown`, a language on the released exclusion list is `excluded` (both dropped).
-Extensions are looked up as written, then lower-cased (the map has a few upper-case keys: `C`, `H`).
+As released (`utils/preprocessing.py::get_program_lang`), the extension is the last one, looked up as written:
+`NuGet.Config` is unknown and `test.sh.in` is `in` (cmake); the map's compound keys (`sh.in`) never match there.
 """
 
 from __future__ import annotations
 
 import json
+import posixpath
 from functools import lru_cache
 from pathlib import Path, PurePosixPath
 
@@ -30,21 +32,15 @@ def _maps() -> tuple[dict[str, str], dict[str, str], dict[str, str], frozenset[s
 
 
 def program_lang(path: str | None) -> str:
-    """Program language of a path: exact filename first, then the longest matching extension."""
+    """Program language of a path: exact file name first, then the last extension, case kept (as released)."""
     if not path:
         return UNKNOWN
     ext_map, name_map, _, _ = _maps()
     name = PurePosixPath(path.replace("\\", "/")).name
     if name in name_map:
         return name_map[name]
-    parts = name.split(".")
-    # Longest compound extension first ("sh.in", "html.hl", "rs.in"), then the last one.
-    for i in range(1, len(parts)):
-        ext = ".".join(parts[i:])
-        for key in (ext, ext.lower()):
-            if key in ext_map:
-                return ext_map[key]
-    return UNKNOWN
+    ext = posixpath.splitext(name)[1][1:]  # the released notebook's `os.path.splitext(file)[1][1:]`
+    return ext_map.get(ext, UNKNOWN)
 
 
 def doc_type(lang: str) -> str:

@@ -146,7 +146,8 @@ def test_signal_exception_becomes_rule_error():
     [("src/a.py", "python", "code"), ("Makefile", "makefile", "code"), ("CMakeLists.txt", "cmake", "code"),
      ("Dockerfile", "dockerfile", "code"), ("README.md", "markdown", "text"), ("x/requirements.txt", "text", "text"),
      ("data.csv", "csv", "excluded"), ("a.svg", "svg", "excluded"), ("blob.bin", "unknown", "unknown"),
-     ("conf.yaml", "yaml", "data"), ("a.C", "cpp", "code"), ("go.mod", "go module", "data"), ("x.sh.in", "shell", "code"),
+     ("conf.yaml", "yaml", "data"), ("a.C", "cpp", "code"), ("go.mod", "go module", "data"),
+     ("x.sh.in", "cmake", "code"), ("NuGet.Config", "unknown", "unknown"),  # released: last extension, case kept
      (".gitignore", "ignore list", "data"), ("n.ipynb", "jupyter notebook", "excluded")],
 )
 def test_routing(path, lang, kind):

@@ -41,8 +41,9 @@ from tasks.stages import ORDER, STAGES
 DVC_TAIL_LINES = 40
 LOCAL_PREFECT_UI = "http://127.0.0.1:4200"
 """Where `prefect server start` serves the UI (and the history of runs made on the temporary server)."""
-LEADING_TIMESTAMP = re.compile(r"^\d{4}[-/]\d\d[-/]\d\d[ T]\d\d:\d\d:\d\d(?:[,.]\d+)?\s*")
-"""Libraries that log through their own handlers (Ray, MLflow) stamp the date and time: the flow already does."""
+LEADING_TIMESTAMP = re.compile(r"^\[?\d{4}[-/]\d\d[-/]\d\d[ T]\d\d:\d\d:\d\d(?:[,.]\d+)?\]?\s*")
+"""Libraries that log through their own handlers (Ray, MLflow, DeepSpeed) stamp the date and time: the flow
+already does."""
 SHOWN_WARNINGS: set[str] = set()
 """Warnings a stage printed, shown once per process (Ray repeats its token-authentication warning in every stage)."""
 SKIPPED = re.compile(r"Stage '[^']+' (didn't change, skipping|is cached - skipping run)")
@@ -58,10 +59,13 @@ def _dvc_command() -> list[str]:
 
 def _env() -> dict[str, str]:
     """Child environment: this interpreter's bin folder first (so DVC finds `cookbook`), log lines without their
-    own timestamp (the flow's logger adds one), and the lifecycle's MLflow parent run (already in os.environ)."""
+    own timestamp (the flow's logger adds one), no progress bars, and the lifecycle's MLflow parent run (already in
+    os.environ)."""
     env = dict(os.environ)
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     env["COOKBOOK_LOG_TIMESTAMPS"] = "0"
+    env.setdefault("TQDM_DISABLE", "1")  # progress bars piped into a log are a line per redraw: the flow reports
+    env.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # progress itself
     return env
 
 
@@ -191,6 +195,8 @@ def run_dvc_stage(stage: str, project_dir: str, force: bool, logger, interval: f
     def on_line(line: str) -> None:
         nonlocal tail, skipped
         line = LEADING_TIMESTAMP.sub("", line)
+        if not line.strip():
+            return
         if is_repeated_warning(line):
             logger.debug(line)  # not shown: the terminal stays silent, so the watch keeps counting
         else:

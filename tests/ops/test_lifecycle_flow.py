@@ -190,6 +190,7 @@ def test_child_lines_lose_their_own_timestamp_and_repeated_warnings():
     line = LEADING_TIMESTAMP.sub("", "2026-12-07 03:47:51,820\tWARNING setup.py:85 -- Token authentication is enabled")
     assert line == "WARNING setup.py:85 -- Token authentication is enabled"
     assert LEADING_TIMESTAMP.sub("", "2026/12/07 03:39:43 INFO mlflow: x") == "INFO mlflow: x"
+    assert LEADING_TIMESTAMP.sub("", "[2026-12-07 04:12:19,387] [WARNING] [real_accelerator.py:213]") == "[WARNING] [real_accelerator.py:213]"
     assert not is_repeated_warning("WARNING tasks.x: only once, 12 rows") and is_repeated_warning("WARNING tasks.x: only once, 13 rows")
     assert not is_repeated_warning("INFO cookbook: 10 rows") and not is_repeated_warning("INFO cookbook: 10 rows")
 

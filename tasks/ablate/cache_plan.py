@@ -99,8 +99,9 @@ def pipeline(repo) -> dict[str, StageNode]:
     nodes = {}
     for stage in stages:
         params = tuple(p for d in stage.deps if isinstance(d, ParamsDependency) for p in d.params)
-        upstream = {name for d in stage.deps if not isinstance(d, ParamsDependency)
-                    for out, name in producers.items() if name != stage.name and (_covers(d.def_path, out) or _covers(out, d.def_path))}
+        paths = [d.def_path for d in stage.deps if not isinstance(d, ParamsDependency)]
+        upstream = {name for path in paths for out, name in producers.items()
+                    if name != stage.name and (_covers(path, out) or _covers(out, path))}
         nodes[stage.name] = StageNode(stage.name, params, tuple(sorted(upstream)))
     order = TopologicalSorter({n: set(node.upstream) for n, node in nodes.items()}).static_order()
     return {name: nodes[name] for name in order}

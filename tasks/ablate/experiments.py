@@ -24,6 +24,8 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -155,10 +157,18 @@ def experiment_revs(experiments: list[dict]) -> dict[str, dict]:
     return out
 
 
+def experiment_names(project_dir: str | Path) -> set[str]:
+    """Names of the experiments of the current baseline, from their git refs (`refs/exps/<ba>/<seline>/<name>`,
+    DVC's layout), without starting DVC."""
+    baseline = head_rev(project_dir)
+    proc = subprocess.run(["git", "for-each-ref", "--format=%(refname)", f"refs/exps/{baseline[:2]}/{baseline[2:]}/"],
+                          cwd=project_dir, capture_output=True, text=True)
+    return {ref.rsplit("/", 1)[-1] for ref in proc.stdout.split()}
+
+
 def remove_previous(names: list[str], project_dir: str | Path, env: dict[str, str]) -> None:
     """Drop earlier experiments and queue entries with these names (their cached outputs stay)."""
-    existing = {rev.get("name") for exp in show_experiments(project_dir, env) for rev in exp.get("revs") or []}
-    finished = [n for n in names if n in existing]
+    finished = [n for n in names if n in experiment_names(project_dir)]
     if finished:
         run_cmd([dvc_executable(), "exp", "remove", *finished], project_dir, env, check=False)
     run_cmd([dvc_executable(), "queue", "remove", *names], project_dir, env, check=False)
@@ -179,16 +189,47 @@ def remove_experiments(names: list[str], project_dir: str | Path, env: dict[str,
     run_cmd([dvc_executable(), "exp", "remove", *names], project_dir, env, check=False)
 
 
-def run_queue(project_dir: str | Path, env: dict[str, str], jobs: int, log: Callable[[str], None]) -> None:
-    """`dvc exp run --run-all --jobs N`, its output streamed line by line to `log`."""
+def run_queue(project_dir: str | Path, env: dict[str, str], jobs: int, log: Callable[[str], None]) -> str:
+    """`dvc exp run --run-all --jobs N`, its output streamed line by line to `log`; returns the output.
+
+    The output goes through a file, not a pipe: with --jobs > 1 DVC spawns extra queue workers that inherit the
+    command's stdout and may idle on after it exits, so a pipe would not reach end-of-file until they do."""
     args = [dvc_executable(), "exp", "run", "--run-all", "--jobs", str(jobs)]
     log("running " + " ".join(args))
-    proc = subprocess.Popen(args, cwd=project_dir, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        log(line.rstrip())
-    if proc.wait() != 0:
+    fd, path = tempfile.mkstemp(prefix="ablate-queue-", suffix=".log")
+    try:
+        with os.fdopen(fd, "w") as sink, open(path) as source:
+            proc = subprocess.Popen(args, cwd=project_dir, env=env, stdout=sink, stderr=subprocess.STDOUT, text=True)
+            text, pending = [], ""
+            while True:
+                finished = proc.poll() is not None
+                pending += source.read()
+                *lines, pending = pending.split("\n")
+                for line in lines:
+                    text.append(line + "\n")
+                    log(line)
+                if finished:
+                    break
+                time.sleep(0.5)
+            if pending:
+                text.append(pending)
+                log(pending)
+    finally:
+        os.unlink(path)
+    if proc.returncode != 0:
         raise AblationError(f"`{' '.join(args)}` failed (exit {proc.returncode}); see the log above")
+    return "".join(text)
+
+
+_REPRODUCING = re.compile(r"^Reproducing experiment '(?P<name>[^']+)'", re.M)
+
+
+def logs_by_experiment(output: str) -> dict[str, str]:
+    """{experiment name: its log} from `dvc exp run --run-all` output, which follows each queued experiment's
+    whole log in turn (also with --jobs > 1), each starting with "Reproducing experiment '<name>'"."""
+    marks = list(_REPRODUCING.finditer(output))
+    return {m["name"]: output[m.start():(marks[i + 1].start() if i + 1 < len(marks) else len(output))]
+            for i, m in enumerate(marks)}
 
 
 def experiment_log(name: str, project_dir: str | Path, env: dict[str, str]) -> str:
@@ -249,15 +290,18 @@ def read_variant(variant: str, name: str, rev_entry: dict, project_dir: str | Pa
     return VariantResult(variant, name, rev, params, metrics, losses, outputs, seconds=seconds)
 
 
-def collect(ablation: Ablation, project_dir: str | Path, env: dict[str, str]) -> dict[str, VariantResult]:
-    """Every variant's results, or its error (the tail of its experiment log) when it did not finish."""
+def collect(ablation: Ablation, project_dir: str | Path, env: dict[str, str],
+            logs: dict[str, str] | None = None) -> dict[str, VariantResult]:
+    """Every variant's results, or its error (the tail of its experiment log) when it did not finish; which
+    stages ran comes from `logs` ({experiment: log}, else `dvc queue logs`)."""
+    logs = logs or {}
     revs = experiment_revs(show_experiments(project_dir, env))
     results = {}
     for variant in ablation.variants:
         name = ablation.experiment_name(variant)
         if name in revs:
             results[variant] = read_variant(variant, name, revs[name], project_dir)
-            results[variant].stages = stage_outcomes(experiment_log(name, project_dir, env))
+            results[variant].stages = stage_outcomes(logs.get(name) or experiment_log(name, project_dir, env))
         else:
             results[variant] = VariantResult(variant, name, error=failure_log(name, project_dir, env))
     return results

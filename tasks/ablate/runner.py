@@ -96,8 +96,8 @@ def run_ablation(name: str, project_dir: str | Path = ".", *, jobs: int = 1, ove
         compute_shared_prefix(ablation, planned, project, env, emit)
     with cache_plan.queued_lock(project, planned.stale_lock):
         experiments.queue_variants(ablation, project, env)
-    experiments.run_queue(project, env, jobs, emit)
-    results = experiments.collect(ablation, project, env)
+    output = experiments.run_queue(project, env, jobs, emit)
+    results = experiments.collect(ablation, project, env, experiments.logs_by_experiment(output))
     files = compare.write_report(ablation, results, project / REPORTS / name)
     params = load_params(project / "params.yaml")
     run_id = None

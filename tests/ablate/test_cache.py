@@ -11,7 +11,7 @@ import pytest
 
 from tasks.ablate.cache_plan import (pipeline, pruned_lock, reached, shared_prefix, sinks, stale_lock_stages,
                                      read_lock, StageNode)
-from tasks.ablate.experiments import stage_outcomes
+from tasks.ablate.experiments import logs_by_experiment, stage_outcomes
 from tasks.ablate.runner import plan, run_ablation
 from tests.ops.servers import BIN, project_copy, sh
 
@@ -35,7 +35,7 @@ def _stage(name, src, params):
 TOY_DVC = "stages:\n" + _stage("ingest", "-", ["ingest"]) + _stage("dedup", "data/ingest", ["dedup"]) + \
     _stage("sft", "data/dedup", ["sft"])
 TOY_ABLATION = ("description: SFT variants on the toy pipeline.\nvariants:\n  s1: {sft.variant: stage1-only}\n"
-                "  two: {sft.variant: two-stage}\n  mix: {sft.variant: mix}\n")
+                "  mix: {sft.variant: mix}\n")
 
 
 def fresh_machine_copy(dest: Path) -> tuple[Path, dict]:
@@ -56,17 +56,18 @@ def toy(tmp_path, monkeypatch):
     for key in ("PATH", "PYTHONPATH", "GIT_AUTHOR_NAME", "GIT_AUTHOR_EMAIL", "GIT_COMMITTER_NAME", "GIT_COMMITTER_EMAIL"):
         monkeypatch.setenv(key, env[key])
     monkeypatch.chdir(project)
-    return project
+    yield project
+    sh([str(BIN / "dvc"), "queue", "stop"], project, env, check=False)  # queue workers DVC left idling
 
 
 def _ran(results):
     return {v: [s for s, what in r.stages.items() if what == "ran"] for v, r in results.items()}
 
 
-def test_variants_recompute_only_what_their_overrides_reach_and_a_rerun_restores_everything(toy):
+def test_variants_share_stages_through_dvc_cache_sequentially_on_rerun_and_in_parallel(toy):
     dry = plan("toy", toy)
     assert set(dry.stale_lock) == {"ingest", "dedup", "sft"} and dry.prefix == ["ingest", "dedup"]
-    assert {v: p.ran for v, p in dry.variants.items()} == {"s1": ["ingest", "dedup", "sft"], "two": ["sft"], "mix": ["sft"]}
+    assert {v: p.ran for v, p in dry.variants.items()} == {"s1": ["ingest", "dedup", "sft"], "mix": ["sft"]}
 
     first = run_ablation("toy", toy, track_mlflow=False)
     assert _ran(first.results) == {v: p.ran for v, p in dry.variants.items()}  # the dry run predicted DVC
@@ -78,16 +79,16 @@ def test_variants_recompute_only_what_their_overrides_reach_and_a_rerun_restores
 
     assert all(not p.ran for p in plan("toy", toy).variants.values())
     again = run_ablation("toy", toy, track_mlflow=False)
-    assert _ran(again.results) == {"s1": [], "two": [], "mix": []}
+    assert _ran(again.results) == {"s1": [], "mix": []}
 
-
-def test_parallel_variants_compute_the_shared_prefix_once(toy):
-    dry = plan("toy", toy, jobs=2)
-    assert dry.prefix_targets == ["dedup"] and dry.prefix_run.ran == ["ingest", "dedup"]
+    # in parallel, with a dedup change: the shared dedup is computed once (as toy-shared), then each variant's sft
+    wider = ["dedup.seed=2"]
+    dry = plan("toy", toy, jobs=2, overrides=wider)
+    assert dry.prefix_targets == ["dedup"] and dry.prefix_run.ran == ["dedup"]
     assert all(p.ran == ["sft"] for p in dry.variants.values())
-    run = run_ablation("toy", toy, jobs=2, track_mlflow=False)
-    assert _ran(run.results) == {"s1": ["sft"], "two": ["sft"], "mix": ["sft"]}
-    assert sorted(run.results) == ["mix", "s1", "two"]  # the shared-prefix experiment is not a variant
+    parallel = run_ablation("toy", toy, jobs=2, overrides=wider, track_mlflow=False)
+    assert _ran(parallel.results) == {"s1": ["sft"], "mix": ["sft"]}
+    assert len({r.outputs["data/dedup"] for r in parallel.results.values()} | {first.results["s1"].outputs["data/dedup"]}) == 2
 
 
 def test_the_real_pipeline_dag_and_what_an_sft_override_reaches():
@@ -116,3 +117,7 @@ def test_small_pieces():
     log = ("Reproducing experiment 'x-a'\nStage 'ingest' is cached - skipping run, checking out outputs\n"
            "Stage 'recall' didn't change, skipping\nRunning stage 'clean':\n> cookbook clean\n")
     assert stage_outcomes(log) == {"ingest": "restored", "recall": "restored", "clean": "ran"}
+    output = "Following logs\n" + log + "Reproducing experiment 'x-b'\nRunning stage 'ingest':\n\nRan experiment(s): x-a, x-b\n"
+    logs = logs_by_experiment(output)
+    assert list(logs) == ["x-a", "x-b"] and stage_outcomes(logs["x-a"]) == stage_outcomes(log)
+    assert stage_outcomes(logs["x-b"]) == {"ingest": "ran"}

@@ -338,8 +338,10 @@ def format_plan(plan: AblationPlan) -> list[str]:
                      f"{', '.join(plan.stale_lock)}")
     if plan.prefix:
         lines.append(f"shared by every variant: {', '.join(plan.prefix)}")
-    shown = ([plan.prefix_run] if plan.prefix_to_compute else []) + list(plan.variants.values())
-    for variant in shown:
+    if plan.prefix_to_compute:
+        lines.append(f"first, once (experiment <ablation>-{PREFIX_VARIANT}): run {', '.join(plan.prefix_run.ran)}; "
+                     f"restore {', '.join(plan.prefix_run.restored) or '-'}")
+    for variant in plan.variants.values():
         lines.append(f"{variant.variant}: run {', '.join(variant.ran) or '-'}; "
                      f"restore {', '.join(variant.restored) or '-'}")
     return lines

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tasks.ablate.cache_plan import (pipeline, pruned_lock, reached, shared_prefix, sinks, stale_lock_stages,
-                                     read_lock, StageNode)
+from tasks.ablate.cache_plan import (AblationPlan, StageNode, VariantPlan, format_plan, pipeline, pruned_lock,
+                                     reached, read_lock, shared_prefix, sinks, stale_lock_stages)
 from tasks.ablate.experiments import logs_by_experiment, stage_outcomes
 from tasks.ablate.runner import plan, run_ablation
 from tests.ops.servers import BIN, project_copy, sh
@@ -121,3 +121,7 @@ def test_small_pieces():
     logs = logs_by_experiment(output)
     assert list(logs) == ["x-a", "x-b"] and stage_outcomes(logs["x-a"]) == stage_outcomes(log)
     assert stage_outcomes(logs["x-b"]) == {"ingest": "ran"}
+    shown = format_plan(AblationPlan({"b": VariantPlan("b", {"a": "restore", "b": "run"})}, ["a"], ["a"], ["a"],
+                                     VariantPlan("shared", {"a": "run"})))
+    assert shown[1:] == ["shared by every variant: a", "first, once (experiment <ablation>-shared): run a; restore -",
+                         "b: run b; restore a"]

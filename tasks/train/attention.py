@@ -8,11 +8,12 @@ kernels take them). Two attention implementations read them, and neither builds 
 - `flash_attention_2` (Hugging Face's, when the `flash_attn` package is installed, on CUDA in bf16/fp16): the
   varlen kernel, given `cu_seq_lens_*` and `max_length_*`;
 - `packed_sdpa` (ours, registered in transformers' `AttentionInterface`): torch's scaled-dot-product attention
-  with `is_causal=True` on each document's slice (CPU and GPU; the fused SDPA kernels, no mask tensor).
-  Without `cu_seq_lens_q` it is plain causal SDPA over each row.
+  with `is_causal=True` over the documents, stacked by length bucket and right-padded (CPU and GPU; the fused
+  SDPA kernels, no mask tensor). Without `cu_seq_lens_q` it is plain causal SDPA over each row.
 
 `packed_sdpa` is not registered in transformers' mask interface, so the model builds no mask for it at all.
-An exported model names `sdpa` (`export_attention`), which any transformers process can load.
+The choice is not saved with an exported model (transformers keeps `_attn_implementation` out of config.json),
+so exports load anywhere with transformers' default attention.
 """
 
 from __future__ import annotations
@@ -31,23 +32,54 @@ def packed_sdpa_attention(module, query: torch.Tensor, key: torch.Tensor, value:
                           **kwargs) -> tuple[torch.Tensor, None]:
     """Causal attention within each document of (batch, heads, length, head_dim) inputs; returns (batch, length,
     heads, head_dim) as transformers' attention functions do. `cu_seq_lens_q` holds the document boundaries of
-    the flattened batch x length tokens; without it every row is one causal sequence."""
+    the flattened batch x length tokens; without it every row is one causal sequence.
+
+    Documents of similar length (the same power-of-two bucket) are stacked into one (documents, heads, longest,
+    head_dim) batch, right-padded, and attended with `is_causal=True`: a real query only sees keys at or before
+    it, all inside its own document, so the padding needs no mask (its outputs are dropped)."""
     if attention_mask is not None:
-        raise ValueError("packed_sdpa takes document boundaries (cu_seq_lens_q), not a mask; use attn_implementation='sdpa'")
+        raise ValueError("packed_sdpa takes document boundaries (cu_seq_lens_q), not a mask")
     gqa = query.shape[1] != key.shape[1]
     if cu_seq_lens_q is None:
         out = torch.nn.functional.scaled_dot_product_attention(query, key, value, dropout_p=dropout, scale=scaling,
                                                                is_causal=True, enable_gqa=gqa)
         return out.transpose(1, 2).contiguous(), None
     batch, heads, length, dim = query.shape
-    flat = [t.transpose(0, 1).reshape(t.shape[1], batch * length, dim) for t in (query, key, value)]  # heads, tokens, dim
-    bounds = cu_seq_lens_q.tolist()
-    pieces = [torch.nn.functional.scaled_dot_product_attention(
-        flat[0][None, :, start:end], flat[1][None, :, start:end], flat[2][None, :, start:end],
-        dropout_p=dropout, scale=scaling, is_causal=True, enable_gqa=gqa)[0]
-        for start, end in zip(bounds[:-1], bounds[1:])]
-    out = torch.cat(pieces, dim=1).reshape(heads, batch, length, dim).permute(1, 2, 0, 3)
-    return out.contiguous(), None
+    flat = [t.transpose(1, 2).reshape(batch * length, t.shape[1], dim) for t in (query, key, value)]  # tokens, heads, dim
+    out = torch.empty_like(flat[0])
+    for gather, valid, tokens in bucket_plan(cu_seq_lens_q):
+        q, k, v = (t[gather].transpose(1, 2) for t in flat)  # documents, heads, longest, dim
+        attended = torch.nn.functional.scaled_dot_product_attention(q, k, v, dropout_p=dropout, scale=scaling,
+                                                                    is_causal=True, enable_gqa=gqa)
+        out = out.index_put((tokens,), attended.transpose(1, 2)[valid])
+    return out.reshape(batch, length, heads, dim), None
+
+
+_PLAN: dict = {}
+
+
+def bucket_plan(cu_seq_lens: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+    """For each power-of-two length bucket of the documents: (token index (documents, longest) padded with each
+    document's first token, mask of the real positions, the real tokens' indices in that order). Every layer of
+    a forward pass gets the same `cu_seq_lens` tensor, so the last plan is kept."""
+    if _PLAN.get("cu") is cu_seq_lens:
+        return _PLAN["plan"]
+    bounds = cu_seq_lens.tolist()
+    starts, lengths = bounds[:-1], [b - a for a, b in zip(bounds[:-1], bounds[1:])]
+    buckets: dict[int, list[int]] = {}
+    for doc, n in enumerate(lengths):
+        buckets.setdefault(max(1, n - 1).bit_length(), []).append(doc)
+    device, plan = cu_seq_lens.device, []
+    for docs in buckets.values():
+        longest = max(lengths[d] for d in docs)
+        offsets = torch.arange(longest)
+        doc_starts = torch.tensor([starts[d] for d in docs])[:, None]
+        doc_lengths = torch.tensor([lengths[d] for d in docs])[:, None]
+        valid = offsets[None, :] < doc_lengths
+        gather = torch.where(valid, doc_starts + offsets[None, :], doc_starts)
+        plan.append((gather.to(device), valid.to(device), gather[valid].to(device)))
+    _PLAN.update(cu=cu_seq_lens, plan=plan)
+    return plan
 
 
 def register() -> None:
@@ -108,7 +140,3 @@ def with_boundaries(ids: torch.Tensor, labels: torch.Tensor, starts: torch.Tenso
     return {"input_ids": ids, "labels": labels, "position_ids": position_ids, "cu_seq_lens_q": cu, "cu_seq_lens_k": cu,
             "max_length_q": max_len, "max_length_k": max_len}
 
-
-def export_attention(model) -> None:
-    """Name the standard `sdpa` in the model's config before it is saved, for loaders without our registration."""
-    model.config._attn_implementation = "sdpa"

@@ -208,9 +208,16 @@ class SftExamples:
 
     def batch(self, step: int) -> list[int]:
         epoch, within = divmod(step, self.steps_per_epoch)
-        perm = permutation(len(self), self.seed, epoch)
+        perm = self._permutation(epoch)
         start = within * self.global_batch_size
         return [int(perm[(start + i) % len(self)]) for i in range(self.global_batch_size)]
+
+    def _permutation(self, epoch: int) -> np.ndarray:
+        """The epoch's example order (the last epoch's kept: steps come in order)."""
+        cached = self.__dict__.get("_perm")
+        if cached is None or cached[0] != epoch:
+            self.__dict__["_perm"] = cached = (epoch, permutation(len(self), self.seed, epoch))
+        return cached[1]
 
     def collate(self, indices: list[int]) -> dict[str, torch.Tensor | int]:
         ids, labels = [], []

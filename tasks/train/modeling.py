@@ -10,14 +10,16 @@ partitioned at birth under ZeRO-3, never a full fp32 copy per rank.
 Fresh weights come from `init_parameters`: every parameter is drawn from its own generator seeded by (seed,
 parameter name), as transformers' Llama init does it (normal(0, initializer_range) for matrices, ones for norms).
 The weights therefore do not depend on the world size, the ZeRO stage or the construction order, which is what
-lets 1 process and N processes start from the same model. Under ZeRO-3, rank 0 draws each module's parameters
-inside `GatheredParameters`, one module at a time, and DeepSpeed scatters them to the shards.
+lets 1 process and N processes start from the same model. Values are drawn in fixed chunks of rows, so under
+ZeRO-3 each rank draws only the chunks overlapping its own shard and writes the shard in place (no gathering,
+no communication). Checkpoint weights are written one module at a time through `GatheredParameters`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import math
 import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -30,25 +32,70 @@ _HF_DS_CONFIG = None
 """The live `HfDeepSpeedConfig` (transformers reads it through a weak reference while it exists)."""
 
 
+DRAW_ELEMENTS = 1 << 22
+"""Elements drawn per generator (whole rows): a parameter is filled chunk by chunk, never held twice in fp32."""
+
+
 def parameter_generator(seed: int, name: str) -> torch.Generator:
     return torch.Generator().manual_seed(seed * 1_000_003 + zlib.crc32(name.encode()))
 
 
+def fill_initial(name: str, tensor: torch.Tensor, *, seed: int, std: float) -> None:
+    """Write the fresh value of parameter `name` into `tensor`: ones for RMSNorm weights (the presets have no
+    biases), else normal(0, std), drawn in chunks of whole rows, each from its own generator of (seed, name,
+    chunk): the values depend on the name and shape only, not on the dtype, device or construction path."""
+    if tensor.ndim == 1:
+        tensor.fill_(1.0)
+        return
+    rows = tensor.reshape(tensor.shape[0], -1)
+    step = max(1, DRAW_ELEMENTS // rows.shape[1])
+    for chunk, start in enumerate(range(0, rows.shape[0], step)):
+        part = rows[start:start + step]
+        drawn = torch.empty(part.shape, dtype=torch.float32).normal_(0.0, std, generator=parameter_generator(seed, f"{name}#{chunk}"))
+        part.copy_(drawn)
+
+
+def fill_initial_shard(name: str, param: torch.nn.Parameter, *, seed: int, std: float) -> None:
+    """Write this rank's ZeRO-3 shard of parameter `name` with the values `fill_initial` gives the full tensor,
+    drawing only the chunks that overlap the shard: no gathering, no full-size tensor, no communication.
+    DeepSpeed's shard of rank r is elements [r * n, (r + 1) * n) of the flattened parameter (n = the shard size;
+    the last one is padded)."""
+    import torch.distributed as dist
+
+    shard = param.ds_tensor.data.view(-1)
+    start = dist.get_rank(group=param.ds_process_group) * shard.numel()
+    end = min(start + shard.numel(), param.ds_numel)
+    if end <= start:
+        return
+    shape = tuple(param.ds_shape)
+    if len(shape) == 1:
+        shard[:end - start].fill_(1.0)
+        return
+    cols = math.prod(shape[1:])
+    step = max(1, DRAW_ELEMENTS // cols)
+    for chunk in range(start // (step * cols), (end - 1) // (step * cols) + 1):
+        first = chunk * step * cols
+        rows = min(step, shape[0] - chunk * step)
+        drawn = torch.empty(rows * cols, dtype=torch.float32).normal_(0.0, std, generator=parameter_generator(seed, f"{name}#{chunk}"))
+        lo, hi = max(start, first), min(end, first + drawn.numel())
+        shard[lo - start:hi - start].copy_(drawn[lo - first:hi - first])
+
+
 def initial_value(name: str, shape: torch.Size, dtype: torch.dtype, *, seed: int, std: float) -> torch.Tensor:
-    """The fresh value of parameter `name`: ones for RMSNorm weights, else normal(0, std) from its own generator."""
-    if len(shape) == 1:  # RMSNorm weights (the presets have no biases)
-        return torch.ones(shape, dtype=dtype)
-    value = torch.empty(shape, dtype=torch.float32).normal_(0.0, std, generator=parameter_generator(seed, name))
-    return value.to(dtype)
+    """The fresh value of parameter `name` as a new tensor."""
+    value = torch.empty(shape, dtype=dtype)
+    fill_initial(name, value, seed=seed, std=std)
+    return value
 
 
 def is_partitioned(param: torch.nn.Parameter) -> bool:
     return hasattr(param, "ds_id")
 
 
-def assign_parameters(model: torch.nn.Module, value_of: Callable[[str, torch.nn.Parameter], torch.Tensor], rank: int) -> None:
-    """Set every parameter to `value_of(name, param)`, one module at a time. Partitioned (ZeRO-3) parameters are
-    gathered, written on rank 0 and scattered back by DeepSpeed; plain ones are written on every rank."""
+def assign_parameters(model: torch.nn.Module, write: Callable[[str, torch.Tensor], None], rank: int) -> None:
+    """Call `write(name, tensor)` on every parameter's full tensor, one module at a time. Partitioned (ZeRO-3)
+    parameters are gathered, written on rank 0 and scattered back by DeepSpeed; plain ones are written on every
+    rank."""
     import deepspeed
 
     for module_name, module in model.named_modules():
@@ -61,13 +108,18 @@ def assign_parameters(model: torch.nn.Module, value_of: Callable[[str, torch.nn.
             if partitioned and rank != 0:
                 continue
             for name, param in own:
-                full = f"{module_name}.{name}" if module_name else name
-                param.data.copy_(value_of(full, param).to(param.dtype))
+                write(f"{module_name}.{name}" if module_name else name, param.data)
 
 
 def init_parameters(model: torch.nn.Module, *, seed: int, rank: int) -> None:
+    """Fresh values for every parameter: ZeRO-3 shards written in place on each rank, plain tensors whole."""
     std = model.config.initializer_range
-    assign_parameters(model, lambda name, p: initial_value(name, p.shape, p.dtype, seed=seed, std=std), rank)
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if is_partitioned(param):
+                fill_initial_shard(name, param, seed=seed, std=std)
+            else:
+                fill_initial(name, param.data, seed=seed, std=std)
 
 
 @contextlib.contextmanager
@@ -145,7 +197,7 @@ def checkpoint_model(tag_dir: str, *, dtype: torch.dtype, device: torch.device, 
     missing = sorted(set(dict(model.named_parameters())) - set(weights))
     if missing:
         raise ValueError(f"{tag_dir}: checkpoint lacks parameters {missing[:3]}...; it is not this model's checkpoint")
-    assign_parameters(model, lambda name, p: weights[name], rank)
+    assign_parameters(model, lambda name, tensor: tensor.copy_(weights[name]), rank)
     return model
 
 

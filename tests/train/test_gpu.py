@@ -44,3 +44,29 @@ def test_interrupted_fp32_run_on_gpu_resumes_to_the_straight_losses(packed_dir, 
     diffs = [abs(straight[s] - resumed[s]) for s in range(21, 41)]
     print(f"GPU resume: max |loss diff| steps 21-40 = {max(diffs):.2e}")
     assert max(diffs) <= 1e-4, diffs
+
+
+@pytest.mark.skipif(not __import__("importlib").util.find_spec("flash_attn"), reason="needs the flash-attn package")
+def test_flash_attention_2_on_packed_rows_gives_the_packed_sdpa_loss():
+    import numpy as np
+    from transformers import LlamaForCausalLM
+
+    from tasks.train import attention
+    from tasks.train.data import causal_lm_batch
+    from tasks.train.presets import ModelPreset, llama_config
+
+    from .conftest import MICRO_PRESET
+
+    attention.register()
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(llama_config(ModelPreset(**MICRO_PRESET), 96, bos_token_id=1, eos_token_id=2, pad_token_id=0))
+    model = model.to("cuda", torch.bfloat16)
+    ids = np.random.default_rng(0).integers(5, 96, size=(4, 128))
+    ids[np.random.default_rng(1).random(ids.shape) < 0.05] = 2
+    batch = {k: v.to("cuda") if isinstance(v, torch.Tensor) else v for k, v in causal_lm_batch(ids, attention="document", eos_id=2).items()}
+    losses = {}
+    for impl in (attention.PACKED_SDPA, attention.FLASH_ATTENTION_2):
+        model.config._attn_implementation = impl
+        losses[impl] = float(model(**batch).loss)
+    print(f"packed rows in bf16: {losses}")
+    assert abs(losses[attention.PACKED_SDPA] - losses[attention.FLASH_ATTENTION_2]) <= 2e-2, losses

@@ -35,6 +35,13 @@ def test_initial_values_depend_only_on_seed_and_name():
     assert torch.equal(modeling.initial_value("model.norm.weight", torch.Size([4]), torch.float32, seed=3, std=0.02), torch.ones(4))
 
 
+def test_chunked_draws_give_the_fp32_values_rounded_in_bf16(monkeypatch):
+    monkeypatch.setattr(modeling, "DRAW_ELEMENTS", 8)  # 2 rows of 4 per generator
+    fp32 = modeling.initial_value("lm_head.weight", torch.Size([7, 4]), torch.float32, seed=0, std=0.02)
+    bf16 = modeling.initial_value("lm_head.weight", torch.Size([7, 4]), torch.bfloat16, seed=0, std=0.02)
+    assert torch.equal(bf16, fp32.to(torch.bfloat16)) and not torch.equal(fp32[0:2], fp32[2:4])
+
+
 def test_meta_construction_gives_bf16_weights_directly_and_working_rotary_buffers(process_group):
     model = modeling.fresh_model(micro_config(), seed=0, dtype=torch.bfloat16, device=torch.device("cpu"), ds_config=None, rank=0)
     assert {p.dtype for p in model.parameters()} == {torch.bfloat16}

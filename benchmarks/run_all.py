@@ -7,7 +7,8 @@
 Each script runs in its own process (`--timeout` seconds each); its last stdout line is its JSON object of
 figures. `BARS` lists the bar of every figure the issues (#14-#20) set, with the script that must print it; a
 figure a script does not print (yet) is reported as `missing`, a script that fails or prints no JSON as
-`error`, a script whose figures have no bar as `info`. Prints one table, then one JSON line with the counts and
+`error`, one that cannot run here (clean_agreement without `--reference`) as `skipped`, a figure without a bar
+as `info`. Prints one table, then one JSON line with the counts and
 the names of failed / missing figures. Exit status 1 when a figure fails or a script errors. Run it before
 resolving an issue that touches shared code (runner, shards, config).
 """
@@ -65,6 +66,7 @@ BARS = [
     # #19 evaluation fidelity
     Bar("evaluate", "prompt_identical_share", "==", 1.0, 19),
     Bar("evaluate", "humanevalplus_canonical_passed", "==", 164, 19),
+    Bar("evaluate", "mbppplus_canonical_passed", "equals:mbppplus_task_count", None, 19),
     Bar("evaluate", "postprocess_agreement", "==", 1.0, 19),
     # #20 ablation cache
     Bar("ablation_cache", "variant_recompute_share", "<=", 0.35, 20),  # sft_strategy: downstream share ~0.3 + 0.05
@@ -164,9 +166,10 @@ def main(argv: list[str] | None = None) -> int:
         figures, error, seconds = results[name]
         bars = [b for b in BARS if b.script == name]
         if figures is None:
-            rows += [(name, b.figure, "-", f"{b.op} {b.value}" if b.value is not None else b.op, f"#{b.issue}", "error", error) for b in bars]
+            status = "skipped" if error.startswith("skipped") else "error"
+            rows += [(name, b.figure, "-", f"{b.op} {b.value}" if b.value is not None else b.op, f"#{b.issue}", status, error) for b in bars]
             if not bars:
-                rows.append((name, "-", "-", "-", "-", "error", error))
+                rows.append((name, "-", "-", "-", "-", status, error))
             continue
         for b in bars:
             rows.append((name, b.figure, json.dumps(figures.get(b.figure, "-")), f"{b.op} {b.value}" if b.value is not None else b.op,
@@ -180,8 +183,9 @@ def main(argv: list[str] | None = None) -> int:
     failed = [f"{r[0]}.{r[1]}" for r in rows if r[5] == "FAIL"]
     missing = [f"{r[0]}.{r[1]}" for r in rows if r[5] == "missing"]
     errors = sorted({r[0] for r in rows if r[5] == "error"})
+    skipped = sorted({r[0] for r in rows if r[5] == "skipped"})
     print(json.dumps({"passed": sum(r[5] == "pass" for r in rows), "failed": failed, "missing": missing,
-                      "errors": errors, "scripts": len(names)}))
+                      "errors": errors, "skipped": skipped, "scripts": len(names)}))
     return 1 if failed or errors else 0
 
 

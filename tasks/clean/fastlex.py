@@ -161,6 +161,7 @@ _GLOBAL_FLAGS = re.compile(r"^\(\?([aiLmsux]+)\)")
 _BACKREF = re.compile(r"\\[1-9]|\(\?P[=<]")  # back-references, or named groups that could clash
 
 
+@lru_cache(maxsize=None)
 def _first_chars(pattern: str, flags: int) -> frozenset[str] | None:
     """The characters a match of `pattern` can start with, or None when it may start with any (or match empty).
     Read from the parsed pattern (`re._parser`); lookarounds and anchors are treated as transparent, so the set is

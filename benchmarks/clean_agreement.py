@@ -108,6 +108,7 @@ def compare(refs: list[dict], ours: dict[str, dict], cfg: CleanConfig, show: int
     rule_total, rule_same = Counter(), Counter()
     rule_diffs: dict[str, list] = defaultdict(list)
     sig_total, sig_same = Counter(), Counter()
+    sig_diffs: dict[str, list[str]] = defaultdict(list)
     routing_mismatch = []
     for r in usable:
         mine = ours[r["path"]]
@@ -135,6 +136,8 @@ def compare(refs: list[dict], ours: dict[str, dict], cfg: CleanConfig, show: int
             sig_total[name] += 1
             if not isinstance(value, str) and same_value(ref_value, value):
                 sig_same[name] += 1
+            elif len(sig_diffs[name]) < show:
+                sig_diffs[name].append(f"{r['path']}: {ref_value} / {value}")
     rule_agreement = {rule: rule_same[rule] / rule_total[rule] for rule in rule_total}
     print(f"\nrules under 1.0 agreement (files where the rule is active):")
     for rule, share in sorted(rule_agreement.items(), key=lambda kv: kv[1]):
@@ -151,10 +154,12 @@ def compare(refs: list[dict], ours: dict[str, dict], cfg: CleanConfig, show: int
             except Exception as e:
                 value = f"error: {type(e).__name__}"
             print(f"    {p}: {ref_value} / {value}")
-    print("\nsignals under 1.0 value agreement:")
+    print("\nsignals under 1.0 value agreement (first files: released value / ours):")
     for name in sorted(sig_total, key=lambda n: sig_same[n] / sig_total[n]):
         if sig_same[name] < sig_total[name]:
             print(f"  {sig_same[name] / sig_total[name]:.4f}  {sig_total[name] - sig_same[name]:4d} of {sig_total[name]:5d}  {name}")
+            for line in sig_diffs[name]:
+                print(f"      {line}")
     if routing_mismatch:
         print(f"\nrouting mismatches (released / ours), {len(routing_mismatch)}:")
         for p, a, b in routing_mismatch[:show]:

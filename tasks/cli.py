@@ -154,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, MissingInputError, InputError, AblationError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    except OSError as err:
+    except Exception as err:  # only a full disk (raised here or in a Ray worker) is turned into one line
         if not is_disk_full(err):
             raise
         print(f"error: {disk_full_line(err, getattr(args, 'output', None))}", file=sys.stderr)

@@ -105,13 +105,23 @@ def check_stage_inputs(stage: str, input_path: Path | None, extra_inputs: Iterab
             check_shards(extra)
 
 
+def error_chain(err: BaseException) -> list[BaseException]:
+    """The error and its causes/contexts (Ray Data wraps a worker's OSError in its own errors)."""
+    chain: list[BaseException] = []
+    while err is not None and err not in chain:
+        chain.append(err)
+        err = err.__cause__ or err.__context__
+    return chain
+
+
 def is_disk_full(err: BaseException) -> bool:
-    """Whether an error is a full disk (ENOSPC; pyarrow and Ray carry it in the message only)."""
-    return isinstance(err, OSError) and (err.errno == errno.ENOSPC or "No space left on device" in str(err))
+    """Whether an error is, or was caused by, a full disk (ENOSPC; pyarrow and Ray carry it in the message only)."""
+    return any((isinstance(e, OSError) and e.errno == errno.ENOSPC) or "No space left on device" in str(e)
+               for e in error_chain(err))
 
 
-def disk_full_line(err: OSError, output: Path | None) -> str:
+def disk_full_line(err: BaseException, output: Path | None) -> str:
     """`no space left ...` naming the file being written (else the stage output) and the fix."""
-    where = err.filename or output
+    where = next((e.filename for e in error_chain(err) if isinstance(e, OSError) and e.filename), None) or output
     return (f"no space left on the device holding '{where}': free space there (or pass --output on another disk) "
             "and re-run; the previous output, if any, is unchanged")

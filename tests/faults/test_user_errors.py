@@ -110,3 +110,10 @@ def test_a_full_disk_is_recognised_however_it_is_raised():
     line = disk_full_line(OSError(errno.ENOSPC, "No space left on device", "/small/out/x.parquet"), Path("/small/out"))
     assert "'/small/out/x.parquet'" in line and "\n" not in line
     assert "'/small/out'" in disk_full_line(OSError("No space left on device"), Path("/small/out"))
+    try:  # a worker's ENOSPC re-raised by Ray Data inside its own error type
+        try:
+            raise OSError(errno.ENOSPC, "No space left on device", "/small/out/part-00003.parquet")
+        except OSError as cause:
+            raise RuntimeError("Failed to write block; retried 3 times") from cause
+    except RuntimeError as wrapped:
+        assert is_disk_full(wrapped) and "'/small/out/part-00003.parquet'" in disk_full_line(wrapped, Path("/small/out"))

@@ -325,8 +325,9 @@ def summary_lines(result: dict, project_dir: Path) -> list[str]:
         if "rows_in" in m:
             what += f", rows {m['rows_in']:,} -> kept {m.get('rows_kept', 0):,} (dropped {m.get('rows_dropped', 0):,})"
         for key in ("num_tokens", "first_loss", "final_loss"):
-            if isinstance(m.get(key), (int, float)):
-                what += f", {key} {m[key]:.4g}"
+            value = m.get(key)
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                what += f", {key} {value:,}" if isinstance(value, int) else f", {key} {value:.4g}"
         lines.append(f"  {stage:<14} {what}")
     scores = {b: v for b, v in stages.get("evaluate", {}).items() if isinstance(v, dict) and "pass@1" in v}
     if scores:

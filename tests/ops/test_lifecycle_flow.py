@@ -202,13 +202,14 @@ def test_summary_names_counts_scores_reports_and_links(tmp_path):
     (tmp_path / "reports" / "report.md").write_text("#")
     (tmp_path / "reports" / "loss.png").write_bytes(b"")
     result = {"stages": {"clean": {"rows_in": 6568, "rows_kept": 3660, "rows_dropped": 2908, "seconds": 65.6},
+                         "tokenize": {"num_tokens": 349912, "seconds": 46},
                          "pretrain": {"first_loss": 9.04, "final_loss": 6.08, "seconds": 74.3},
                          "evaluate": {"humaneval": {"pass@1": 0.0, "passed": 0, "total": 164}, "seconds": 52}},
               "cached": ["clean"], "mlflow_run_url": "http://127.0.0.1:5000/#/experiments/1/runs/abc",
               "prefect_flow_run_url": "http://127.0.0.1:4200/runs/flow-run/xyz"}
     text = "\n".join(summary_lines(result, tmp_path))
     assert "clean          cached, rows 6,568 -> kept 3,660 (dropped 2,908)" in text
-    assert "pretrain       74s, first_loss 9.04, final_loss 6.08" in text
+    assert "pretrain       74s, first_loss 9.04, final_loss 6.08" in text and "num_tokens 349,912" in text
     assert "Scores: humaneval pass@1 0.0% (0/164)" in text
     assert "Reports: reports/report.md, reports/loss.png" in text
     assert "MLflow:  http://127.0.0.1:5000/#/experiments/1/runs/abc" in text and "runs/flow-run/xyz" in text

@@ -240,14 +240,12 @@ def find_duplicates(slices: list[Slice], shards: Sequence[str], key: str, num_wo
 def split_duplicates(source: pa.Table, positions: np.ndarray, key: str, first_of: dict[str, int]) -> tuple[pa.Table, pa.Table]:
     """The rows of a slice to process, and those whose key an earlier input row has, marked
     `drop_reason: duplicate_id` with `duplicate_of` = the key."""
-    if not first_of:
-        return source, source.slice(0, 0)
-    keys = source.column(key).to_pylist()
-    later = np.array([k in first_of and first_of[k] != p for k, p in zip(keys, positions.tolist())], dtype=bool)
-    if not later.any():
-        return source, source.slice(0, 0)
+    later = np.zeros(source.num_rows, dtype=bool)
+    if first_of:
+        keys = source.column(key).to_pylist()
+        later = np.array([k in first_of and first_of[k] != p for k, p in zip(keys, positions.tolist())], dtype=bool)
     dropped = source.filter(pa.array(later))
-    dropped = dropped.append_column("duplicate_of", dropped.column(key).cast(pa.string()))
+    dropped = dropped.append_column("duplicate_of", dropped.column(key).cast(pa.string()) if key else pa.nulls(0, pa.string()))
     reasons = pa.array([DUPLICATE_ID] * dropped.num_rows, pa.string())
     return source.filter(pa.array(~later)), dropped.append_column(DROP_REASON, reasons)
 
@@ -264,17 +262,22 @@ def write_slice(items: pa.Table, fn: BatchFn, fn_kwargs: dict, columns: list[str
     the part names and the counts (JSON), never rows."""
     rows = []
     for index, spec in zip(items.column("index").to_pylist(), map(json.loads, items.column("slice").to_pylist())):
-        source = read_slice(spec, columns)
-        source, repeated = split_duplicates(source, slice_positions(spec, shard_index), key, first_of) if first_of else (source, None)
+        source, repeated = split_duplicates(read_slice(spec, columns), slice_positions(spec, shard_index), key, first_of)
         outputs = [fn(source.slice(start, batch_size), **fn_kwargs) for start in range(0, source.num_rows, batch_size)]
-        table = pa.concat_tables(outputs + ([repeated] if repeated is not None and repeated.num_rows else []), promote_options="permissive")
-        kept, dropped = split_kept_dropped(table)
+        counts = split_counts(repeated, repeated.slice(0, 0), repeated)
+        if outputs:
+            table = pa.concat_tables(outputs, promote_options="default")
+            kept, dropped = split_kept_dropped(table)
+            counts = add_counts(counts, split_counts(table, kept, dropped))
+            dropped = pa.concat_tables([dropped, repeated], promote_options="permissive") if repeated.num_rows else dropped
+        else:  # every row of the slice repeats an earlier id
+            table, kept, dropped = None, repeated.slice(0, 0).drop_columns([DROP_REASON, "duplicate_of"]), repeated
         rows.append({
             "index": index,
             "kept_part": write_part(kept, output, index),
             "dropped_part": write_part(dropped, join(output, DROPPED), index),
-            "counts": json.dumps(split_counts(table, kept, dropped)),
-            "summary": json.dumps(summarize(table) if summarize else {}),
+            "counts": json.dumps(counts),
+            "summary": json.dumps(summarize(table) if summarize and table is not None else {}),
         })
     return pa.Table.from_pylist(rows)
 

@@ -99,7 +99,11 @@ def test_map_to_shards_of_an_empty_input_commits_readable_empty_folders(tmp_path
 
 
 def keep_all(batch: pa.Table) -> pa.Table:
-    return batch.append_column("drop_reason", pa.nulls(batch.num_rows, pa.string()))
+    return batch.append_column("y", pa.array([1] * batch.num_rows)).append_column("drop_reason", pa.nulls(batch.num_rows, pa.string()))
+
+
+def sum_y(batch: pa.Table) -> dict:
+    return {"y": sum(batch.column("y").to_pylist())}  # fails on a row fn never saw (y null)
 
 
 def test_rows_of_a_repeated_id_after_the_first_are_dropped_as_duplicate_id(tmp_path):
@@ -110,8 +114,9 @@ def test_rows_of_a_repeated_id_after_the_first_are_dropped_as_duplicate_id(tmp_p
     pq.write_table(second, tmp_path / "part-1.parquet")
     for workers in (1, 2):
         out = tmp_path / f"out{workers}"
-        metrics = map_to_shards(keep_all, tmp_path, out, num_workers=workers, batch_size=5)
+        metrics = map_to_shards(keep_all, tmp_path, out, num_workers=workers, batch_size=5, summarize=sum_y)
         assert metrics["dropped_by_reason"] == {"duplicate_id": 4} and metrics["rows_kept"] == 40
+        assert metrics["summary"] == {"y": 40} and "duplicate_of" not in read_table(out).column_names
         assert read_table(out).column("id").to_pylist() == ids and read_table(out).column("x").to_pylist()[:20] == list(range(20))
         dropped = read_table(out / "dropped").select(["id", "x", "duplicate_of"]).to_pylist()
         assert dropped == [{"id": "d3", "x": 20, "duplicate_of": "d3"}, {"id": "d5", "x": 21, "duplicate_of": "d5"},

@@ -7,7 +7,8 @@ leading and trailing newlines stripped, one final newline). Each one follows the
 that decide what is a comment: string and character literals (a comment marker inside them is not one),
 the comment tokens and the newline they include (C-family `//` comments end with their newline, so the code
 line after one is joined to the code before it), and states that change the rules (C preprocessor lines,
-`#if 0` blocks). They are checked token for token against Pygments on the agreement corpus
+`#if 0` blocks). Where Pygments changed a comment rule after 2.18 (the released environment's version) the
+splitter follows 2.18: the rest of an `#include` line is one comment token. They are checked token for token against Pygments on the agreement corpus
 (`tests/clean/test_fastlex.py` on literals; `benchmarks/clean_agreement.py --check-splitters` on the corpus).
 A language without a splitter here runs Pygments.
 """
@@ -52,8 +53,9 @@ _C_TOKENS = re.compile(
     re.MULTILINE,
 )
 _C_IF0_LINE = re.compile(r"^\s*#(?:(?P<push>if)|(?P<pop>el(?:se|if)|endif))?", re.MULTILINE)
-_C_MACRO_INCLUDE = re.compile(
-    r"(" + _C_WS1 + r")(include)(" + _C_WS1 + r")(\"[^\"]+\"|<[^>]+>)([^\S\n]*)(?:(?P<block>[^/\n]*/[*][\s\S]*?[*]/)|(?P<rest>[^\n]*))")
+# Pygments 2.18 (the released environment): after `#include "file"` or `<file>` the rest of the line, spaces
+# included, is one Comment.Single token (2.19 split off the spaces and a following block comment).
+_C_MACRO_INCLUDE = re.compile(r"(" + _C_WS1 + r")(include)(" + _C_WS1 + r")(?:\"[^\"]+\"|<[^>]+>)(?P<rest>[^\n]*)")
 _C_MACRO_BODY = re.compile(r"[^/\n]+|(?P<block>/[*][\s\S]*?[*]/)|(?P<line>//.*?\n)|/|(?P<nl>\n)")
 
 
@@ -78,9 +80,7 @@ def _c_macro(text: str, pos: int, spans: list[tuple[int, int]]) -> int:
     """Comments of one preprocessor line (Pygments state `macro`); returns where normal lexing resumes."""
     inc = _C_MACRO_INCLUDE.match(text, pos)
     if inc:
-        if inc.group("block") is not None:
-            spans.append(inc.span("block"))
-        elif inc.group("rest"):
+        if inc.group("rest"):
             spans.append(inc.span("rest"))
         pos = inc.end()
     while pos < len(text):

@@ -30,6 +30,7 @@ REFERENCE_PINS = (
     # unidic-lite are left out: only the notebook's language model (not released) and `ja` documents use them.
     "beautifulsoup4==4.12.3", "soupsieve==2.5", "jieba==0.42.1", "nltk==3.9.1", "Pygments==2.18.0",
     "regex==2024.11.6", "esprima==4.0.1", "numpy==1.26.4", "zhconv==1.4.3", "pandas==2.2.3", "tqdm==4.67.1",
+    "typing_extensions==4.12.2",
 )
 RUNNER = Path(__file__).with_name("released_runner.py")
 DEFAULT_CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "cookbook" / "reference_filter"

@@ -185,3 +185,20 @@ def test_a_malformed_samples_line_is_one_error_naming_the_file_and_line(tmp_path
     samples.write_text('{"task_id": "HumanEval/0", "completion": "    return 1\\n"}\n{"task_id": "HumanEval/1"}\n')
     with pytest.raises(InputError, match=r"samples.jsonl' line 2: .*task_id and completion"):
         run(make_params(benchmarks=("humaneval",), samples=str(samples)), None, tmp_path / "out", NullTracker())
+
+
+def test_humaneval_plus_catches_the_humaneval_references_evalplus_found_wrong():
+    """EvalPlus's references pass; HumanEval's own canonical solutions fail exactly where EvalPlus showed them wrong
+    (bool inputs, empty strings, ...); /2 checks atol, /32 the find_zero oracle."""
+    bench = benchmarks.get("humaneval_plus")
+    ids = ["HumanEval/2", "HumanEval/22", "HumanEval/32", "HumanEval/97", "HumanEval/111", "HumanEval/124",
+           "HumanEval/132", "HumanEval/140", "HumanEval/150"]
+    problems = [p for p in bench.problems() if p.task_id in ids]
+    bench.prepare(problems, timeout_s=3.0, memory_bytes=1 << 30, num_workers=2)
+    original = {p.task_id: p.reference for p in benchmarks.get("humaneval").problems()}
+    answers = [p.reference for p in problems] + [original[p.task_id] for p in problems]
+    programs = [bench.program(p, solution(p, answer, chat=False)) for p, answer in zip(problems * 2, answers)]
+    results = execute_many(programs, timeouts_s=[max(20.0, bench.timeout_s(p, 3.0)) for p in problems] * 2, num_workers=2)
+    assert all(r.passed for r in results[:len(problems)]), [r.error for r in results[:len(problems)]]
+    failed = {p.task_id for p, r in zip(problems, results[len(problems):]) if not r.passed}
+    assert failed == set(ids) - {"HumanEval/2", "HumanEval/32"}

@@ -79,9 +79,12 @@ COMMON_SETS = ["compute.num_workers=2"]
 # ---------------------------------------------------------------------------------------------- digests
 
 def shard_rows(folder: Path, columns: list[str]) -> list[tuple]:
-    """Rows (as tuples of `columns` present) of the top-level Parquet shards of a folder, sorted."""
+    """Rows (as tuples of `columns` present) of a stage folder's shards as a reader gets them (`list_shards`: the
+    parts its manifest lists where it has one), sorted."""
+    from tasks.common.shards import list_shards
+
     rows = []
-    for path in sorted(folder.glob("*.parquet")):
+    for path in list_shards(folder):
         table = pq.read_table(path)
         present = [c for c in columns if c in table.column_names]
         rows += list(zip(*(table[c].to_pylist() for c in present)))
@@ -234,7 +237,7 @@ class Tally:
     injected: Counter = field(default_factory=Counter)
     identical: int = 0
     rows_lost: int = 0
-    partial: int = 0
+    partial: Counter = field(default_factory=Counter)
     hung: int = 0
     missed: int = 0
     tracebacks: int = 0
@@ -249,11 +252,11 @@ class Tally:
         self.rows_lost += len(row_ids(baseline) - row_ids(final))
         return same
 
-    def check_observations(self, observations, allowed: list) -> None:
+    def check_observations(self, kind: str, observations, allowed: list) -> None:
         """Every reader observation must be the absence of output or one of the `allowed` digests."""
         for state, digest in observations:
             if state == "unreadable" or (state == "read" and digest not in allowed):
-                self.partial += 1
+                self.partial[kind] += 1
 
 
 def one_error_line(text: str) -> bool:
@@ -277,10 +280,10 @@ def inject_kills(stage, cmd, out, baseline, base_s, env, rng, kills, tally: Tall
                   f"{killed.seconds:.1f}s)", flush=True)
         else:
             continue
-        tally.check_observations(killed.observations, [baseline])
+        tally.check_observations("stage_kill", killed.observations, [baseline])
         state, after = read_consistently(out)
         if state == "unreadable" or (state == "read" and after != baseline):
-            tally.partial += 1
+            tally.partial["stage_kill"] += 1
         rerun = run_stage(cmd, env=env, limit_s=3 * base_s + 120)
         tally.hung += rerun.hung
         tally.tracebacks += rerun.rc not in (0, None) and "Traceback" in rerun.output
@@ -311,7 +314,7 @@ def inject_worker_kill(stage, cmd, out, baseline, base_s, env, tally: Tally) -> 
         tally.missed += 1
         print(f"  {stage} worker kill: no busy Ray worker seen (rc {run.rc})", flush=True)
         return
-    tally.check_observations(run.observations, [baseline])
+    tally.check_observations("worker_kill", run.observations, [baseline])
     tally.tracebacks += run.rc not in (0, None) and "Traceback" in run.output
     same = tally.settle("worker_kill", baseline, output_digest(out) if run.rc == 0 else None)
     print(f"  {stage} worker kill ({victims[0]}): rc {run.rc}, {'identical' if same else 'DIFFERENT'}", flush=True)
@@ -337,12 +340,13 @@ def inject_disk_full(stage, src, sets, work, baseline, base_s, env, tally: Tally
         cmd = stage_command(stage, src, out, work / f"disk-{stage}.metrics.json", sets)
         run = run_stage(cmd, env=env, limit_s=3 * base_s + 120)
         tally.hung += run.hung
-        leftovers = sorted(p.name for p in small.iterdir())
+        leftovers = sorted(str(p.relative_to(small)) for p in small.rglob("*") if p.is_file())
         ok_failure = run.rc == 2 and one_error_line(run.output) and "no space left" in run.output and not leftovers
         if run.rc not in (0, 2) and "Traceback" in run.output:
             tally.tracebacks += 1
-        if leftovers:
-            tally.partial += 1
+        state, _ = read_consistently(out)
+        if state != "absent":  # a reader finds a folder where the failed stage had nothing to leave
+            tally.partial["disk_full"] += 1
         subprocess.run(["mount", "-o", f"remount,size={max(64, 4 * need // 1024)}k", str(small)], check=True)
         rerun = run_stage(cmd, env=env, limit_s=3 * base_s + 120)
         same = tally.settle("disk_full", baseline, output_digest(out) if rerun.rc == 0 else None)
@@ -391,7 +395,7 @@ def inject_mlflow_loss(stage, src, sets, work, baseline, base_s, env, rng, tally
     timer.join()
     kill_tree(server)
     tally.hung += run.hung
-    tally.check_observations(run.observations, [baseline])
+    tally.check_observations("mlflow_server_loss", run.observations, [baseline])
     if run.rc == 0:
         outcome, final = "finished", output_digest(out)
     elif run.rc == 2 and one_error_line(run.output):
@@ -589,7 +593,8 @@ def main() -> None:
     injected = sum(tally.injected.values())
     print(json.dumps({
         "faults_injected": injected, "faults_by_kind": dict(tally.injected), "runs_identical": tally.identical,
-        "rows_lost": tally.rows_lost, "partial_outputs_seen": tally.partial, "hung": tally.hung,
+        "rows_lost": tally.rows_lost, "partial_outputs_seen": sum(tally.partial.values()),
+        "partial_outputs_by_kind": dict(tally.partial), "hung": tally.hung,
         "failed_with_traceback": tally.tracebacks, "kills_missed": tally.missed,
         "rerun_seconds_vs_baseline": round(sum(tally.rerun_ratios) / len(tally.rerun_ratios), 3) if tally.rerun_ratios else None,
         "disk_full": disk, "mlflow_server_loss": mlflow_outcomes, "stages": stages, "kills_per_stage": args.kills,

@@ -121,7 +121,8 @@ def test_mlflow_has_a_run_per_stage_and_a_summary(project):
     names = {r.info.run_name for r in runs}
     assert set(STAGES) | {"summary"} <= names
     clean = next(r for r in runs if r.info.run_name == "clean")
-    assert any(k.startswith("input.") for k in clean.data.tags) and "clean.seed" in clean.data.params
+    assert clean.data.params["input_path"] == "data/recall" and clean.inputs.dataset_inputs
+    assert not any(k.startswith("input.") for k in clean.data.tags) and "clean.seed" in clean.data.params
     summary = next(r for r in runs if r.info.run_name == "summary")
     assert "dedup.num_perm" in summary.data.params and summary.data.metrics
 

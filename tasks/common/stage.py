@@ -1,8 +1,8 @@
 """What every stage execution shares: tracking, timing, metrics and the kept/dropped split.
 
 `execute` wraps a stage's `run(params, input, output, tracker) -> metrics` function: it opens the
-stage's MLflow run (the whole params tree flattened; git/DVC revision and input hashes as tags), times
-it, checks conservation (rows in = kept + dropped), writes `metrics/<stage>.json` atomically and logs
+stage's MLflow run (`tracking.stage_run`: a child of the lifecycle run; the whole params tree flattened, the
+input and output paths as params and datasets), times it, checks conservation (rows in = kept + dropped), writes `metrics/<stage>.json` atomically and logs
 the metrics.
 
 `split_and_write` is the tail of every filtering data stage: batches carrying a `drop_reason`
@@ -24,7 +24,7 @@ import pyarrow.compute as pc
 
 from tasks.common.config import flatten
 from tasks.common.shards import ShardWriter, atomic_dir, write_json
-from tasks.common.tracking import MlflowTracker, NullTracker, Tracker, input_hashes, revision_tags, tracking_uri
+from tasks.common.tracking import Tracker, log_stage_outputs, stage_run
 
 log = logging.getLogger("cookbook")
 
@@ -106,16 +106,6 @@ def split_and_write(
     return finish_counts(counts)
 
 
-def make_tracker_context(params, stage: str, inputs: list[Path]):
-    """Context manager yielding the stage's tracker (MLflow run or null)."""
-    import contextlib
-
-    if not params.tracking.enabled:
-        return contextlib.nullcontext(NullTracker())
-    tags = {"stage": stage, **revision_tags(), **input_hashes(inputs)}
-    return MlflowTracker.start(params.tracking.experiment, stage, uri=tracking_uri(), tags=tags)
-
-
 def execute(
     stage: str,
     run: Callable[..., dict[str, Any]],
@@ -127,7 +117,7 @@ def execute(
 ) -> dict[str, Any]:
     """Run one stage under tracking; write and return its metrics."""
     inputs = [p for p in [input_path, *extra_inputs] if p is not None]
-    with make_tracker_context(params, stage, inputs) as tracker:
+    with stage_run(params, stage, inputs) as tracker:
         tracker.log_params(flatten(params))  # the whole tree: the same keys in every stage run and variant
         started = time.monotonic()
         metrics = run(params, input_path, output_path, tracker)
@@ -136,5 +126,6 @@ def execute(
         write_json(metrics_path, metrics)
         tracker.log_metrics(metrics)
         tracker.log_artifact(metrics_path)
+        log_stage_outputs(tracker, [output_path])
     log.info("%s done in %.1fs -> %s", stage, metrics["seconds"], output_path)
     return metrics

@@ -58,10 +58,11 @@ def canonical_passed(name: str) -> tuple[int, int, int]:
     bench.prepare(problems, timeout_s=3.0, memory_bytes=1 << 30, num_workers=WORKERS)
     kwargs = dict(timeouts_s=[max(20.0, bench.timeout_s(p, 3.0)) for p in problems] * 2,
                   memory_bytes=[bench.memory_bytes(p, 1 << 30) for p in problems] * 2, num_workers=WORKERS)
-    as_is = [bench.program(p, p.reference if p.kind == "instruction" else solution(p, p.reference, chat=False))
-             for p in problems]
-    sanitized = [bench.program(p, solution(p, p.reference, chat=False, entry_point=bench.sanitize_with_entry_point))
-                 for p in problems]
+    references = [p.data.get("canonical", p.reference) for p in problems]  # EvalPlus MBPP: its canonical solution
+    as_is = [bench.program(p, ref if p.kind == "instruction" else solution(p, ref, chat=False))
+             for p, ref in zip(problems, references)]
+    sanitized = [bench.program(p, solution(p, ref, chat=False, entry_point=bench.sanitize_with_entry_point))
+                 for p, ref in zip(problems, references)]
     results = execute_many(as_is + sanitized, **kwargs)
     return (sum(r.passed for r in results[:len(problems)]), sum(r.passed for r in results[len(problems):]), len(problems))
 

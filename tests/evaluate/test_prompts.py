@@ -157,3 +157,10 @@ def test_pass_at_k_matches_closed_form():
     assert mean_pass_at_k([1, 1, 1, 1], [1, 0, 1, 0], 1) == 0.5
     with pytest.raises(ValueError):
         mean_pass_at_k([1], [0], 2)
+
+
+def test_evalplus_mbpp_reference_is_mbpps_published_solution_and_scoring_uses_evalplus_canonical():
+    p = next(p for p in benchmarks.get("mbpp").problems() if p.task_id == "Mbpp/93")
+    assert "a*power(a,b-1)" in p.reference and "return a ** b" in p.data["canonical"]
+    assert benchmarks.get("mbpp").canonical_code(p) == p.data["canonical"]
+    assert p.data["question"].startswith("Write a function to calculate the value of 'a' to the power 'b'.\nassert")

@@ -58,7 +58,7 @@ def test_mbppplus_expected_outputs_come_from_the_canonical_solutions():
     bench.prepare(problems, timeout_s=3.0, memory_bytes=1 << 30, num_workers=None)
     good = [p for p in problems if p.task_id in bench.expected]
     assert len(good) == 12  # every canonical solution ran (inputs restored to tuples, sets, complex)
-    results = execute_many([bench.program(p, solution(p, p.reference, chat=False)) for p in good],
+    results = execute_many([bench.program(p, solution(p, p.data["canonical"], chat=False)) for p in good],
                            timeouts_s=[bench.timeout_s(p, 3.0) for p in good])
     assert all(r.passed for r in results)
     wrong = bench.program(good[0], f"def {good[0].entry_point}(*args):\n    return 12345")
@@ -170,7 +170,7 @@ def test_mbppplus_task_with_gigabyte_outputs_gets_the_memory_its_reference_needs
     memory = bench.memory_bytes(problem, 1 << 30)
     assert memory > 1 << 30
     canonical, wrong = execute_many(
-        [bench.program(problem, solution(problem, problem.reference, chat=False)),
+        [bench.program(problem, solution(problem, problem.data["canonical"], chat=False)),
          bench.program(problem, "from itertools import combinations\ndef combinations_colors(l, n):\n"
                                 "    return list(combinations(l, n))\n")],
         timeouts_s=bench.timeout_s(problem, 3.0) * 2, memory_bytes=[memory, memory], num_workers=2)

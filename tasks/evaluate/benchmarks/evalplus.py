@@ -125,7 +125,8 @@ class EvalPlusBenchmark(Benchmark):
         contract accepts, canonical seconds, canonical peak RSS in bytes)."""
 
     def canonical_code(self, problem: Problem) -> str:
-        """The trusted solution the expected outputs come from (contract lines included)."""
+        """The trusted solution the expected outputs come from; it passes this benchmark's test program when
+        given as the solution."""
         return problem.reference
 
     def candidate_prefix(self, problem: Problem) -> str:

@@ -71,7 +71,10 @@ def stage_work(result: VariantResult) -> list[str]:
     return [result.variant, listed(RAN), listed(RESTORED), f"{result.ran_seconds:.1f}"]
 
 
-def render(ablation: Ablation, results: dict[str, VariantResult], plots: dict[str, str]) -> str:
+def render(ablation: Ablation, results: dict[str, VariantResult], plots: dict[str, str],
+           shared: list[str] | tuple[str, ...] = ()) -> str:
+    """The comparison markdown; `shared`: stages computed once before the variants (experiment
+    `<ablation>-shared`, with --jobs > 1)."""
     ok = [r for r in results.values() if r.rev]
     lines = [f"# Ablation `{ablation.name}`", "", ablation.description, ""]
     varied = _union([ablation.variants[r.variant] for r in results.values()])
@@ -83,6 +86,9 @@ def render(ablation: Ablation, results: dict[str, VariantResult], plots: dict[st
         lines += ["", "## Stages ran / restored from DVC's cache", ""]
         lines += table(["variant", "ran (seconds)", "restored (seconds of the cached run)", "computed seconds"],
                        [stage_work(r) for r in ok])
+        if shared:
+            lines += ["", f"Computed once before the variants, as the experiment `{ablation.name}-shared` (removed "
+                          f"afterwards, its outputs cached): {', '.join(shared)}."]
     sections = [("Rows kept per data stage", data_counts), ("Final training loss", final_losses),
                 ("Evaluation (pass@1)", scores)]
     for title, fn in sections:
@@ -156,7 +162,8 @@ def loss_curves(results: dict[str, VariantResult], path: Path, title: str) -> Pa
     return path
 
 
-def write_report(ablation: Ablation, results: dict[str, VariantResult], folder: str | Path) -> dict[str, Path]:
+def write_report(ablation: Ablation, results: dict[str, VariantResult], folder: str | Path,
+                 shared: list[str] | tuple[str, ...] = ()) -> dict[str, Path]:
     """Write comparison.md, the PNGs and results.json into `folder`; return {kind: path}."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -170,7 +177,7 @@ def write_report(ablation: Ablation, results: dict[str, VariantResult], folder: 
     }
     plots = {k: p for k, p in plots.items() if p is not None}
     written = {"comparison": folder / "comparison.md", "results": folder / "results.json", **plots}
-    written["comparison"].write_text(render(ablation, results, {k: str(p) for k, p in plots.items()}))
+    written["comparison"].write_text(render(ablation, results, {k: str(p) for k, p in plots.items()}, shared))
     written["results"].write_text(json.dumps({"ablation": asdict(ablation), "variants": {v: asdict(r) for v, r in results.items()}},
                                              indent=2, default=str))
     return written

@@ -98,7 +98,8 @@ def run_ablation(name: str, project_dir: str | Path = ".", *, jobs: int = 1, ove
         experiments.queue_variants(ablation, project, env)
     output = experiments.run_queue(project, env, jobs, emit)
     results = experiments.collect(ablation, project, env, experiments.logs_by_experiment(output))
-    files = compare.write_report(ablation, results, project / REPORTS / name)
+    shared = planned.prefix_run.ran if planned.prefix_to_compute else []
+    files = compare.write_report(ablation, results, project / REPORTS / name, shared)
     params = load_params(project / "params.yaml")
     run_id = None
     if track_mlflow and params.tracking.enabled:

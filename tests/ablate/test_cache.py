@@ -88,6 +88,8 @@ def test_variants_share_stages_through_dvc_cache_sequentially_on_rerun_and_in_pa
     assert all(p.ran == ["sft"] for p in dry.variants.values())
     parallel = run_ablation("toy", toy, jobs=2, overrides=wider, track_mlflow=False)
     assert _ran(parallel.results) == {"s1": ["sft"], "mix": ["sft"]}
+    assert "as the experiment `toy-shared` (removed afterwards, its outputs cached): dedup." in \
+        (toy / "reports/ablations/toy/comparison.md").read_text()
     assert len({r.outputs["data/dedup"] for r in parallel.results.values()} | {first.results["s1"].outputs["data/dedup"]}) == 2
 
 

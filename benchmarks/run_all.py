@@ -32,7 +32,7 @@ ROOT = BENCH_DIR.parent
 class Bar:
     script: str
     figure: str
-    op: str  # ">=", "<=", "<", "==", "equals:<other figure>"
+    op: str  # ">=", "<=", "<", "==", "equals:<other figure>", "at_most:<other figure>"
     value: object
     issue: int
 
@@ -68,8 +68,10 @@ BARS = [
     Bar("evaluate", "humanevalplus_canonical_passed", "==", 164, 19),
     Bar("evaluate", "mbppplus_canonical_passed", "equals:mbppplus_task_count", None, 19),
     Bar("evaluate", "postprocess_agreement", "==", 1.0, 19),
+    Bar("evaluate", "mbppplus_canonical_passed", "equals:mbppplus_task_count", None, 19),
     # #20 ablation cache
-    Bar("ablation_cache", "variant_recompute_share", "<=", 0.35, 20),  # sft_strategy: downstream share ~0.3 + 0.05
+    # the share downstream of the overrides + 0.05, which the script prints as variant_recompute_bound (~0.35 for sft_strategy)
+    Bar("ablation_cache", "variant_recompute_share", "at_most:variant_recompute_bound", None, 20),
     Bar("ablation_cache", "ablation_vs_single_run", "<=", 1.7, 20),
     Bar("ablation_cache", "rerun_time_share", "<", 0.1, 20),
     Bar("ablation_cache", "deployment_metrics_match_cli", "==", True, 20),
@@ -127,9 +129,15 @@ def check(bar: Bar, figures: dict) -> str:
     if bar.figure not in figures:
         return "missing"
     value = figures[bar.figure]
-    if bar.op.startswith("equals:"):
-        other = bar.op.split(":", 1)[1]
-        return "pass" if other in figures and value == figures[other] else "FAIL"
+    if bar.op.startswith(("equals:", "at_most:")):
+        kind, other = bar.op.split(":", 1)
+        if other not in figures:
+            return "missing"
+        try:
+            ok = value == figures[other] if kind == "equals" else value <= figures[other]
+        except TypeError:
+            ok = False
+        return "pass" if ok else "FAIL"
     try:
         ok = {">=": lambda a, b: a >= b, "<=": lambda a, b: a <= b, "<": lambda a, b: a < b,
               "==": lambda a, b: a == b}[bar.op](value, bar.value)

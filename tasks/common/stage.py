@@ -5,9 +5,11 @@ stage's MLflow run (`tracking.stage_run`: a child of the lifecycle run; the whol
 input and output paths as params and datasets), times it, checks conservation (rows in = kept + dropped), writes `metrics/<stage>.json` atomically and logs
 the metrics.
 
-`split_and_write` is the tail of every filtering data stage: batches carrying a `drop_reason`
-column (null = kept) are written as kept shards and `dropped/` shards into an atomic folder, and
-the counts come back as the stage's metrics.
+The kept/dropped split of a batch carrying a `drop_reason` column (null = kept) and its counts
+(`split_kept_dropped`, `split_counts`, summed by `add_counts`) are shared by the two writers:
+`runner.map_to_shards`, where the Ray workers write their own parts (clean, dedup), and
+`split_and_write`, which writes batches that reach this process into an atomic folder (the stages
+whose rows still pass through the driver).
 """
 
 from __future__ import annotations

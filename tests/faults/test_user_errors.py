@@ -29,6 +29,7 @@ def make_inputs(root: Path) -> None:
     (root / "weightless").mkdir()
     (root / "weightless" / "config.json").write_text('{"model_type": "llama"}')
     (root / "notes.py").write_text("x = 1\n")
+    (root / "samples.jsonl").write_text('{"task_id": "HumanEval/0", "completion": "    return False\\n"}\n')
 
 
 CASES = {  # name: (arguments, text the one error line must contain)
@@ -43,6 +44,8 @@ CASES = {  # name: (arguments, text the one error line must contain)
     "damaged shard": (["clean", "--input", "shards", "--output", "out"], "part-00000.parquet"),
     "model that does not load": (["evaluate", "--model", "model", "--output", "out"], "'model'"),
     "model without weights": (["sft", "--input", "weightless", "--output", "out"], "no weights"),
+    "unknown benchmark": (["evaluate", "--samples", "samples.jsonl", "--benchmarks", "humaneval,nope", "--output", "out",
+                           "--set", "tracking.enabled=false"], "unknown benchmark 'nope'"),
 }
 
 

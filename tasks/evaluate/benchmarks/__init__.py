@@ -10,6 +10,7 @@ import importlib
 import pkgutil
 from functools import cache
 
+from tasks.common.config import ConfigError
 from tasks.evaluate.benchmarks.base import Benchmark, Problem
 
 __all__ = ["Benchmark", "Problem", "get", "names"]
@@ -38,4 +39,4 @@ def get(name: str) -> Benchmark:
     try:
         return _registry()[ALIASES.get(name, name)]
     except KeyError:
-        raise ValueError(f"unknown benchmark {name!r}; known: {', '.join(names())}") from None
+        raise ConfigError(f"evaluate.benchmarks: unknown benchmark {name!r}; known: {', '.join(names())}") from None

@@ -38,7 +38,8 @@ def test_ray_workers_give_the_same_results_in_the_same_order(ray_local):
     answers = [p.reference if i % 3 == 0 else ("    return None\n" if i % 3 == 1 else "    while True:\n        pass\n    return 1\n")
                for i, p in enumerate(problems)]
     programs = [bench.program(p, solution(p, a, chat=False)) for p, a in zip(problems, answers)]
-    timeouts, memories = [1.0] * len(programs), [1 << 30] * len(programs)
+    # the endless loops get 2 s, the others a limit no loaded machine reaches (statuses must not depend on load)
+    timeouts, memories = [30.0, 30.0, 2.0] * 2, [1 << 30] * len(programs)
     local = execute_programs(programs, timeouts_s=timeouts, memory_bytes=memories, cfg=EvaluateConfig(num_workers=2))
     on_ray = execute_programs(programs, timeouts_s=timeouts, memory_bytes=memories,
                               cfg=EvaluateConfig(execution="ray", ray_workers=2))

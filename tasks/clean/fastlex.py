@@ -252,19 +252,40 @@ class _CombinedState:
             self.first.append(_first_chars(pattern, flags))
 
     def matcher(self, ch: str):
-        """The combined `match` of the rules that can start with `ch` (None: no rule can match here)."""
+        """The steps that match the rules which can start with `ch`, in rule order: combined alternations of
+        consecutive short rules, and long rules (large Unicode classes, slow to compile again) on their own
+        compiled pattern. None: no rule can match here."""
         found = self.by_char.get(ch, False)
         if found is not False:
             return found
         key = tuple(i for i, first in enumerate(self.first) if first is None or ch in first)
         found = self.by_key.get(key, False)
         if found is False:
-            found = None
-            if key:
-                found = re.compile("|".join(f"(?P<r{i}>{self.patterns[i]})" for i in key), self.flags).match
+            steps: list[tuple[int, object]] = []
+            run: list[int] = []
+            for i in key:
+                if len(self.patterns[i]) > _LONG_PATTERN:
+                    if run:
+                        steps.append((-1, self._combined(tuple(run))))
+                        run = []
+                    steps.append((i, self.rules[i][0]))
+                else:
+                    run.append(i)
+            if run:
+                steps.append((-1, self._combined(tuple(run))))
+            found = tuple(steps) or None
             self.by_key[key] = found
         self.by_char[ch] = found
         return found
+
+    def _combined(self, run: tuple[int, ...]):
+        if len(run) == 1:
+            return re.compile(f"(?P<r{run[0]}>{self.patterns[run[0]]})", self.flags).match
+        return re.compile("|".join(f"(?P<r{i}>{self.patterns[i]})" for i in run), self.flags).match
+
+
+_LONG_PATTERN = 400
+"""Characters above which a rule is matched on its own instead of inside an alternation (compile time)."""
 
 
 class FastRegexLexer:
@@ -277,25 +298,28 @@ class FastRegexLexer:
         flags = type(lexer).flags
         self.states = {name: _CombinedState(rules, flags) for name, rules in tokendefs.items()}
 
-    def comment_spans(self, text: str) -> list[tuple[int, int, bool]]:
-        """(start, end, is_comment) of the comment tokens and of the characters a callback rule drops (the code is
-        the text without every span, the comments the text of the comment spans), as `get_tokens_unprocessed`."""
+    def comment_spans(self, text: str) -> list[tuple[int, int, str, str]]:
+        """(start, end, code, comments): the stretches of the text whose tokens are not all code, with what they
+        give the code and the comments (a comment token: "" and itself; a callback rule: its tokens' values, in
+        order), as `get_tokens_unprocessed` yields them."""
         from tasks.clean.comments import COMMENT_TOKENS
         from pygments.token import _TokenType
 
         lexer, states = self.lexer, self.states
-        spans: list[tuple[int, int, bool]] = []
+        spans: list[tuple[int, int, str, str]] = []
         pos, stack = 0, ["root"]
         state = states["root"]
         n = len(text)
         while pos < n:
             if not state.sequential:
-                master = state.matcher(text[pos])
-                m = master(text, pos) if master is not None else None
-                if m is not None:
-                    rexmatch, action, new_state = state.rules[int(m.lastgroup[1:])]
-                    if action is not None and type(action) is not _TokenType:
-                        m = rexmatch(text, pos)
+                m = None
+                for index, match in state.matcher(text[pos]) or ():
+                    m = match(text, pos)
+                    if m is not None:
+                        rexmatch, action, new_state = state.rules[int(m.lastgroup[1:]) if index < 0 else index]
+                        if index < 0 and action is not None and type(action) is not _TokenType:
+                            m = rexmatch(text, pos)
+                        break
             else:
                 for rexmatch, action, new_state in state.rules:
                     m = rexmatch(text, pos)
@@ -313,19 +337,16 @@ class FastRegexLexer:
             if action is not None:
                 if type(action) is _TokenType:
                     if action in COMMENT_TOKENS and end > pos:
-                        spans.append((pos, end, True))
-                else:
-                    cursor = pos
-                    for index, token_type, value in action(lexer, m):
-                        if index > cursor:
-                            spans.append((cursor, index, False))
-                        if token_type in COMMENT_TOKENS and value:
-                            spans.append((index, index + len(value), True))
-                        cursor = max(cursor, index + len(value))
-                    if cursor < end:
-                        spans.append((cursor, end, False))
+                        spans.append((pos, end, "", text[pos:end]))
+                else:  # a callback: its tokens' values replace the match (positions may be relative to a group)
+                    code_parts, comment_parts = [], []
+                    for _index, token_type, value in action(lexer, m):
+                        (comment_parts if token_type in COMMENT_TOKENS else code_parts).append(value)
+                    code_value = "".join(code_parts)
+                    if comment_parts or code_value != text[pos:end]:
+                        spans.append((pos, end, code_value, "".join(comment_parts)))
             elif end > pos:
-                spans.append((pos, end, False))  # a rule without action yields nothing
+                spans.append((pos, end, "", ""))  # a rule without action yields nothing
             pos = end
             if new_state is not None:
                 if isinstance(new_state, tuple):
@@ -360,10 +381,10 @@ def _fast_regex_splitter(lexer) -> Callable[[str], tuple[str, str]] | None:
     def split(text: str) -> tuple[str, str]:
         text = pygments_input(text)
         code, comments, last = [], [], 0
-        for start, end, is_comment in engine.comment_spans(text):
+        for start, end, code_value, comment_value in engine.comment_spans(text):
             code.append(text[last:start])
-            if is_comment:
-                comments.append(text[start:end])
+            code.append(code_value)
+            comments.append(comment_value)
             last = end
         code.append(text[last:])
         return "".join(code), "".join(comments)

@@ -33,6 +33,7 @@ ENGINE_CASES = {
     "go": ["package a // c\n/* b */\nvar s = `//raw`\n"],
     "sql": ["SELECT 1; -- c\n/* b */ SELECT '--';\n"],
     "shell": ["echo '#x' # c\n: ${#v}\n"],
+    "markdown": ["Text\n\n```python\n# in a block\nx = 1\n```\n\n( quoted )\n"],  # a callback: group-relative positions
     "css": ["a { color: red; } /* c */\nb::after { content: '/*'; }\n"],
 }
 

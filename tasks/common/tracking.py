@@ -18,13 +18,18 @@ parent of the DVC process that runs it. `stage_run` opens a stage's run as a chi
 input paths as params and its inputs as MLflow datasets (source URI, DVC hash as digest);
 `log_stage_outputs` does the same for its outputs. A stage run outside any lifecycle is tagged
 `run_kind=one-off`.
+
+A tracking server that stops mid-run never hangs a stage: MLflow's HTTP retries are bounded (`HTTP_LIMITS`), and
+the first failed call to the server marks the tracker lost: it says so once and the stage goes on untracked.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
+import logging
 import math
 import os
 from collections.abc import Iterator, Mapping
@@ -35,6 +40,12 @@ import yaml
 
 MLFLOW_DB = "mlflow.db"
 MAX_PARAM_LEN = 6000
+HTTP_LIMITS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "3", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+               "MLFLOW_HTTP_REQUEST_TIMEOUT": "30"}
+"""MLflow's HTTP settings unless the user set them: its defaults (7 retries, backoff factor 2, 120 s timeout) keep
+a stage waiting for minutes per call on a stopped server; these give up within about 10 s on a refused connection."""
+
+log = logging.getLogger("cookbook")
 
 
 def project_root(project_dir: str | Path = ".") -> Path:
@@ -48,8 +59,41 @@ def project_root(project_dir: str | Path = ".") -> Path:
 
 
 def tracking_uri(project_dir: str | Path = ".") -> str:
-    """`MLFLOW_TRACKING_URI` if set, else a SQLite file in the project folder."""
-    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{project_root(project_dir) / MLFLOW_DB}"
+    """`MLFLOW_TRACKING_URI` if set (then MLflow's HTTP retries bounded by `HTTP_LIMITS`), else a SQLite file in
+    the project folder."""
+    uri = os.environ.get("MLFLOW_TRACKING_URI")
+    if uri:
+        for key, value in HTTP_LIMITS.items():
+            os.environ.setdefault(key, value)
+    return uri or f"sqlite:///{project_root(project_dir) / MLFLOW_DB}"
+
+
+def is_server_unreachable(exc: BaseException) -> bool:
+    """True for a failed request to a tracking server (refused, reset, timed out, retries exhausted)."""
+    import requests
+
+    return isinstance(exc, (requests.exceptions.RequestException, ConnectionError, TimeoutError)) or (
+        type(exc).__name__ == "MlflowException" and "API request to" in str(exc))
+
+
+def _tolerant(method):
+    """A tracker method that, once the server is unreachable, warns once and does nothing from then on."""
+
+    @functools.wraps(method)
+    def call(self, *args, **kwargs):
+        if self.lost:
+            return None
+        try:
+            return method(self, *args, **kwargs)
+        except Exception as exc:
+            if not is_server_unreachable(exc):
+                raise
+            self.lost = True
+            first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+            log.warning("MLflow tracking lost (%s: %s): the stage goes on without tracking", self.uri, first_line)
+            return None
+
+    return call
 
 
 def artifact_location(uri: str) -> str | None:
@@ -210,6 +254,7 @@ class MlflowTracker:
 
     def __init__(self, client, run_id: str, uri: str):
         self.client, self.run_id, self.uri = client, run_id, uri
+        self.lost = False
 
     @classmethod
     def attach(cls, uri: str, run_id: str) -> "MlflowTracker":
@@ -228,19 +273,31 @@ class MlflowTracker:
 
         uri = uri or tracking_uri()
         client = MlflowClient(tracking_uri=uri)
-        exp_id = experiment_id(client, experiment, uri)
         all_tags = {k: str(v) for k, v in (tags or {}).items()}
         if parent_run_id:
             all_tags["mlflow.parentRunId"] = parent_run_id
-        run = client.create_run(exp_id, run_name=run_name, tags=all_tags)
+        try:
+            run = client.create_run(experiment_id(client, experiment, uri), run_name=run_name, tags=all_tags)
+        except Exception as exc:
+            if not is_server_unreachable(exc):
+                raise
+            from tasks.common.config import ConfigError
+
+            raise ConfigError(f"the MLflow tracking server {uri} does not answer: start it, unset MLFLOW_TRACKING_URI "
+                              "to use the project's SQLite store, or set tracking.enabled=false") from exc
         tracker = cls(client, run.info.run_id, uri)
         try:
             yield tracker
         except BaseException:
-            client.set_terminated(run.info.run_id, "FAILED")
+            tracker.terminate("FAILED")
             raise
-        client.set_terminated(run.info.run_id, "FINISHED")
+        tracker.terminate("FINISHED")
 
+    @_tolerant
+    def terminate(self, status: str) -> None:
+        self.client.set_terminated(self.run_id, status)
+
+    @_tolerant
     def log_params(self, params: Mapping[str, Any]) -> None:
         from mlflow.entities import Param
 
@@ -248,6 +305,7 @@ class MlflowTracker:
         for i in range(0, len(items), 100):
             self.client.log_batch(self.run_id, params=items[i : i + 100])
 
+    @_tolerant
     def log_metrics(self, metrics: Mapping[str, Any], step: int | None = None) -> None:
         import time
 
@@ -258,6 +316,7 @@ class MlflowTracker:
         for i in range(0, len(items), 500):
             self.client.log_batch(self.run_id, metrics=items[i : i + 500])
 
+    @_tolerant
     def log_series(self, key: str, points: list[tuple[int, float]]) -> None:
         """One metric at many steps (a loss curve), in batches."""
         import time
@@ -269,6 +328,7 @@ class MlflowTracker:
         for i in range(0, len(items), 500):
             self.client.log_batch(self.run_id, metrics=items[i : i + 500])
 
+    @_tolerant
     def set_tags(self, tags: Mapping[str, Any]) -> None:
         from mlflow.entities import RunTag
 
@@ -276,6 +336,7 @@ class MlflowTracker:
         if items:
             self.client.log_batch(self.run_id, tags=items)
 
+    @_tolerant
     def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
         path = Path(path)
         if path.is_dir():
@@ -283,12 +344,15 @@ class MlflowTracker:
         elif path.exists():
             self.client.log_artifact(self.run_id, str(path), artifact_path)
 
+    @_tolerant
     def log_dict(self, obj: Any, name: str) -> None:
         self.client.log_dict(self.run_id, obj, name)
 
+    @_tolerant
     def log_text(self, text: str, name: str) -> None:
         self.client.log_text(self.run_id, text, name)
 
+    @_tolerant
     def log_datasets(self, paths: list[str | Path], context: str) -> None:
         """Each existing path as an MLflow dataset of this run (`context`: input or output), with DVC's hash as
         digest: the runs table's Dataset column and the lineage between stages."""
@@ -298,17 +362,24 @@ class MlflowTracker:
         if datasets:
             self.client.log_inputs(self.run_id, datasets=datasets)
 
-    @contextlib.contextmanager
-    def child(self, name: str) -> Iterator["MlflowTracker"]:
+    @_tolerant
+    def _create_child(self, name: str) -> "MlflowTracker":
         exp_id = self.client.get_run(self.run_id).info.experiment_id
         run = self.client.create_run(exp_id, run_name=name, tags={"mlflow.parentRunId": self.run_id})
-        child = MlflowTracker(self.client, run.info.run_id, self.uri)
+        return MlflowTracker(self.client, run.info.run_id, self.uri)
+
+    @contextlib.contextmanager
+    def child(self, name: str) -> Iterator["Tracker"]:
+        child = self._create_child(name)
+        if child is None:  # tracking lost
+            yield NullTracker()
+            return
         try:
             yield child
         except BaseException:
-            self.client.set_terminated(run.info.run_id, "FAILED")
+            child.terminate("FAILED")
             raise
-        self.client.set_terminated(run.info.run_id, "FINISHED")
+        child.terminate("FINISHED")
 
 
 Tracker = NullTracker | MlflowTracker
@@ -430,7 +501,7 @@ def stage_run(params, stage: str, inputs: list[str | Path]) -> Iterator[Tracker]
         status = "FINISHED"
     finally:
         if own_parent:
-            client.set_terminated(own_parent, status)
+            MlflowTracker(client, own_parent, uri).terminate(status)
 
 
 def log_stage_outputs(tracker: Tracker, outputs: list[str | Path]) -> None:

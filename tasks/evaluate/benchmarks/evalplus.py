@@ -24,7 +24,8 @@ from tasks.evaluate.sandbox import execute_many
 
 TIME_FACTOR = 4.0
 MEMORY_FACTOR = 2.0
-CANONICAL_TIMEOUT_S = 120.0
+CANONICAL_TIMEOUT_S = 600.0
+"""Trusted reference code: Mbpp/599 sums 1e8 numbers ~30 times, which ran past 120 s on 2 cores at load 30."""
 CANONICAL_MEMORY_BYTES = 8 << 30
 CANONICAL_OUTPUT_BYTES = 256 << 20
 NOT_NONE_TASKS = ("check_str", "text_match_three", "text_starta_endb")

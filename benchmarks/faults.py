@@ -117,11 +117,16 @@ def row_ids(digest: dict | None) -> set[str]:
 
 
 def read_consistently(folder: Path, tries: int = 3) -> tuple[str, dict | None]:
-    """('absent'|'read'|'unreadable', digest) as a reader would see it; a folder replaced mid-read is re-read."""
+    """('absent'|'read'|'unreadable', digest) as a reader would see it; a folder replaced mid-read is re-read.
+    Parts without a manifest (a stage killed before its commit) are refused by `list_shards`: no output."""
+    from tasks.common.shards import MissingInputError
+
     for _ in range(tries):
         try:
             digest = output_digest(folder)
             return ("absent" if digest is None else "read"), digest
+        except MissingInputError:
+            return "absent", None
         except Exception:  # files vanished or are being written: a reader retries
             time.sleep(0.05)
     return "unreadable", None

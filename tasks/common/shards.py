@@ -22,6 +22,7 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import shutil
 import uuid
 from collections.abc import Iterator
@@ -59,6 +60,8 @@ class MissingInputError(FileNotFoundError):
 
 
 MANIFEST = "_manifest.json"
+UNCOMMITTED_PART = re.compile(r"part-\d{5}-[0-9a-f]{16}\.parquet")
+"""A worker-written part (`part_name`): in a folder without a manifest, the leftover of a stage killed before its commit."""
 """Written last into a folder whose parts workers wrote: the folder's committed parts, in order."""
 
 
@@ -107,6 +110,9 @@ def list_shards(folder: str | Path) -> list[str]:
         return [join(folder, name) for name in manifest["parts"]]
     entries = fs.get_file_info(pafs.FileSelector(path))
     names = sorted(e.base_name for e in entries if e.type == pafs.FileType.File and e.base_name.endswith(".parquet"))
+    if any(UNCOMMITTED_PART.match(name) for name in names):
+        raise MissingInputError(f"input '{folder}' holds the parts of a stage that did not finish (no {MANIFEST}): "
+                                "re-run the stage that writes it")
     return [join(folder, name) for name in names]
 
 

@@ -7,6 +7,7 @@ the bucket themselves and the stage commits by its manifest there; a missing pre
 import os
 
 import pyarrow as pa
+import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 import pytest
 
@@ -51,8 +52,12 @@ def test_workers_write_parts_to_s3_and_the_manifest_commits_them(s3_bucket):
     assert read_table(f"{out}/dropped").column("drop_reason").to_pylist() == ["odd"] * 150
     committed = list_shards(out)
     assert read_manifest(out)["num_rows"] == 150 and len(committed) == 8 and all(p.startswith(f"{out}/part-") for p in committed)
+    files = fs.get_file_info(pafs.FileSelector(filesystem(out)[1]))
+    parquet = sorted(f"s3://{f.path}" for f in files if f.base_name.endswith(".parquet"))
+    assert parquet == committed, "the commit deleted every part it does not list"
     fs.delete_file(f"{filesystem(out)[1]}/{MANIFEST}")
-    assert list_shards(out) == committed, "the commit deleted every part it does not list"
+    with pytest.raises(MissingInputError, match="did not finish"):
+        list_shards(out)  # parts without a manifest are an unfinished stage, never read
 
 
 def test_a_missing_prefix_names_itself(s3_bucket):

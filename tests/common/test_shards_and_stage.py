@@ -5,7 +5,7 @@ import json
 import pyarrow as pa
 import pytest
 
-from tasks.common.shards import MissingInputError, atomic_dir, count_rows, list_shards, read_table
+from tasks.common.shards import MissingInputError, atomic_dir, commit_parts, count_rows, list_shards, read_table, write_part
 from tasks.common.stage import ConservationError, check_conservation, split_and_write
 
 
@@ -56,6 +56,18 @@ def test_empty_stage_still_writes_a_readable_shard(tmp_path):
 def test_missing_input_names_the_path(tmp_path):
     with pytest.raises(MissingInputError, match="does-not-exist"):
         list_shards(tmp_path / "does-not-exist")
+
+
+def test_parts_of_a_killed_first_run_are_never_read(tmp_path):
+    """Workers wrote parts, the stage died before its manifest: a reader refuses the folder instead of reading
+    half a stage; after the commit it reads exactly the committed parts."""
+    out = tmp_path / "clean"
+    table = pa.table({"id": ["a", "b"], "text": ["x", "y"]})
+    parts = [write_part(table.slice(i, 1), out, i) for i in range(2)]
+    with pytest.raises(MissingInputError, match="did not finish"):
+        list_shards(out)
+    commit_parts(out, parts[:1], 1)
+    assert read_table(out).column("id").to_pylist() == ["a"]
 
 
 def test_conservation_violation_is_an_error():

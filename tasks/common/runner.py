@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from tasks.common.progress import Progress
 from tasks.common.shards import DROPPED, commit_parts, join, list_shards, open_parquet, prepare_output, write_part
 from tasks.common.stage import DROP_REASON, add_counts, finish_counts, split_counts, split_kept_dropped
 
@@ -344,12 +345,15 @@ def map_to_shards(
     results: list[dict] = []
     counts: dict[str, Any] = {}
     summary: dict[str, Any] = {}
+    progress = Progress(Path(str(output_dir)).name, total=sum(stop - start for s in slices for _, _, start, stop in s))
     for batch in _iter(_apply(ds, write_slice, kwargs, num_workers, 1)):
         for row in batch.to_pylist():
             results.append({k: row[k] for k in ("index", "kept_part", "dropped_part", "counts")})
-            counts = add_counts(counts, json.loads(row["counts"]))
+            slice_counts = json.loads(row["counts"])
+            counts = add_counts(counts, slice_counts)
             summary = add_counts(summary, json.loads(row["summary"]))
-            log.info("%d rows processed (%d kept)", counts["rows_in"], counts["rows_kept"])
+            progress.advance(slice_counts.get("rows_in", 0), kept=counts.get("rows_kept", 0))
+    progress.finish(kept=counts.get("rows_kept", 0))
     commit_outputs(output_dir, results)
     return {**finish_counts(counts), **({"summary": summary} if summarize else {})}
 

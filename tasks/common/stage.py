@@ -25,6 +25,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from tasks.common.config import flatten
+from tasks.common.progress import Progress
 from tasks.common.shards import ShardWriter, atomic_dir, write_json
 from tasks.common.tracking import Tracker, log_stage_outputs, stage_run
 
@@ -93,7 +94,7 @@ def split_and_write(
     counts. Data stages that map a function over shards use `runner.map_to_shards` instead, where the
     workers write."""
     counts: dict[str, Any] = {}
-    started = time.monotonic()
+    progress = Progress(Path(output_dir).name)
     with atomic_dir(output_dir) as tmp:
         writer = ShardWriter(tmp)
         for batch in batches:
@@ -103,8 +104,9 @@ def split_and_write(
             writer.write(kept)
             writer.write_dropped(dropped)
             counts = add_counts(counts, split_counts(batch, kept, dropped, bytes_column))
-            log.info("%d rows processed (%d kept) in %.0fs", counts["rows_in"], counts["rows_kept"], time.monotonic() - started)
+            progress.advance(batch.num_rows, kept=counts["rows_kept"])
         writer.close()
+    progress.finish(kept=counts.get("rows_kept", 0))
     return finish_counts(counts)
 
 

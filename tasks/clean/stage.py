@@ -64,7 +64,7 @@ def clean_row(text: str | None, path: str | None, doc_id: str, size_bytes: int |
         return out
     problem = input_problem(text, cfg)
     if problem or kind in (routing.UNKNOWN, routing.EXCLUDED):
-        out["drop_reason"] = problem or kind
+        out["drop_reason"] = problem or ("unknown_language" if kind == routing.UNKNOWN else kind)
         return out
     if cfg.remove_copyright:
         text, out["copyright_removed"] = remove_copyright(text)
@@ -176,10 +176,6 @@ def report_dir(output: Path) -> Path:
     return output.with_name(output.name + "_report")
 
 
-CHART_LABELS = {"unknown": "unknown_language"}
-"""Chart labels for drop reasons whose name says too little (`unknown`: a file whose language is not known)."""
-
-
 def write_chart(removed_by_rule: dict[str, dict], path: Path, top: int = 20) -> Path:
     """Horizontal bars of the `top` drop reasons on a log scale (a rule that removed 3 files stays visible next
     to one that removed 600), each labelled with its count and its share of all removed files."""
@@ -192,7 +188,7 @@ def write_chart(removed_by_rule: dict[str, dict], path: Path, top: int = 20) -> 
     items = sorted(removed_by_rule.items(), key=lambda kv: (-kv[1].get("files", 0), kv[0]))[:top][::-1]
     counts = [c.get("files", 0) for _, c in items]
     fig, ax = plt.subplots(figsize=(9, 0.35 * max(len(items), 3) + 1.2))
-    ax.barh([CHART_LABELS.get(name, name) for name, _ in items], counts, color="#4c72b0")
+    ax.barh([name for name, _ in items], counts, color="#4c72b0")
     ax.set_xscale("log")
     for y, n in enumerate(counts):
         ax.text(n, y, f" {n} ({100 * n / total:.1f}%)", va="center", fontsize=7)

@@ -47,7 +47,7 @@ def test_bad_input_is_dropped_with_reason_and_counts_conserved(good_py):
     assert reasons["deep.py"] is not None
     assert reasons["deep.js"] is not None
     assert reasons["photo.svg"] == "excluded"
-    assert reasons["blob.xyz"] == "unknown"
+    assert reasons["blob.xyz"] == "unknown_language"
     assert reasons["good.py"] is None
     kept = out.filter(pa.compute.is_null(out["drop_reason"]))
     assert kept["lang"].to_pylist() == ["python"] and kept["doc_type"].to_pylist() == ["code"]
@@ -72,7 +72,7 @@ def test_stage_runs_on_real_ray(tmp_path: Path, good_py):
     metrics = run(params, src, out, NullTracker())
     assert metrics["rows_in"] == len(rows) == metrics["rows_kept"] + metrics["rows_dropped"]
     assert metrics["rows_kept"] == 6
-    assert metrics["dropped_by_reason"] == {"binary": 1, "empty": 1, "excluded": 1, "undecodable": 1, "unknown": 1}
+    assert metrics["dropped_by_reason"] == {"binary": 1, "empty": 1, "excluded": 1, "undecodable": 1, "unknown_language": 1}
     assert read_table(out).num_rows == 6
     assert Path(metrics["report_chart"]).stat().st_size > 0
     assert metrics["removed_by_lang"]["python"]["files_in"] == 9

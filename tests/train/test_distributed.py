@@ -1,5 +1,5 @@
 """Multi-process correctness on CPU: 2 gloo processes (ZeRO-2 and ZeRO-3: model partitioned at construction by
-zero.Init) give the loss curve of 1 process with the same global batch; and an elastic restart on Ray Train (one
+zero.Init) give the loss curve of 1 process with the same global batch (40 steps); and an elastic restart on Ray Train (one
 of two workers killed mid-run) finishes with the uninterrupted curve from the restore step on.
 
 Real processes, real DeepSpeed, real Ray Train; the micro preset with document attention (packed rows).
@@ -7,6 +7,7 @@ Real processes, real DeepSpeed, real Ray Train; the micro preset with document a
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import threading
@@ -21,7 +22,7 @@ from tasks.train.local_launch import start_ranks, wait_all
 
 from .conftest import MICRO_PRESET, loss_rows
 
-STEPS = 20
+STEPS = 40
 
 
 def job_for(data: Path, root: Path, *, zero_stage: int, checkpoint_every: int = 10**6) -> TrainJob:
@@ -61,14 +62,17 @@ def test_two_processes_give_the_one_process_loss_curve(curves, run):
 
 
 def worker_pids() -> list[int]:
-    """Process ids of the live Ray Train worker actors (Ray titles an actor's process `ray::<Class>...`)."""
+    """Process ids of the live Ray Train worker actors of this test's own Ray instance (descendants of this
+    process; Ray titles an actor's process `ray::<Class>...`): never another run's workers on the machine."""
     import psutil
 
     pids = []
-    for proc in psutil.process_iter(["cmdline"]):
-        title = " ".join(proc.info["cmdline"] or [])
-        if title.startswith("ray::RayTrainWorker"):
-            pids.append(proc.pid)
+    for proc in psutil.Process().children(recursive=True):
+        try:
+            if " ".join(proc.cmdline()).startswith("ray::RayTrainWorker"):
+                pids.append(proc.pid)
+        except psutil.Error:
+            continue
     return sorted(pids)
 
 
@@ -81,16 +85,15 @@ def test_a_killed_worker_restarts_from_the_latest_checkpoint_and_continues_the_c
     errors = []
     run = threading.Thread(target=lambda: _fit(launch, job, tmp_path, errors), daemon=True)
     run.start()
-    killed = None
+    killed, pids = None, []
     deadline = time.monotonic() + 900
     while run.is_alive() and time.monotonic() < deadline and killed is None:
-        rows = loss_rows(tmp_path / "loss.csv") if (tmp_path / "loss.csv").exists() else {}
-        if rows and max(rows) >= 7 and (tmp_path / "ckpt" / "latest").exists():
-            pids = worker_pids()
-            if len(pids) == 2:
-                os.kill(pids[1], signal.SIGKILL)  # one of the two workers, mid-run (after the step-5 checkpoint)
-                killed = max(rows)
-        time.sleep(0.2)
+        pids = pids if len(pids) == 2 else worker_pids()
+        if len(pids) == 2 and (tmp_path / "ckpt" / "latest").exists():
+            os.kill(pids[1], signal.SIGKILL)  # one of the two workers, mid-run (after its first checkpoint)
+            time.sleep(0.5)
+            killed = max(loss_rows(tmp_path / "loss.csv"))
+        time.sleep(0.02)
     run.join(timeout=max(1.0, deadline - time.monotonic()))
     ray.shutdown()
     assert not errors, errors
@@ -98,9 +101,9 @@ def test_a_killed_worker_restarts_from_the_latest_checkpoint_and_continues_the_c
     resumed = loss_rows(tmp_path / "loss.csv")
     reference = curves["2p_zero2"]
     assert sorted(resumed) == list(range(1, STEPS + 1))
-    assert max(abs(resumed[s] - reference[s]) for s in range(6, STEPS + 1)) <= 1e-5
-    summary = (tmp_path / "ckpt" / "summary.json").read_text()
-    assert '"resumed_from": 5' in summary or '"resumed_from": 10' in summary, summary
+    assert max(abs(resumed[s] - reference[s]) for s in range(1, STEPS + 1)) <= 1e-5
+    resumed_from = json.loads((tmp_path / "ckpt" / "summary.json").read_text())["resumed_from"]
+    assert resumed_from is not None and resumed_from % 5 == 0 and resumed_from < STEPS, resumed_from
 
 
 def _fit(launch, job, root, errors):

@@ -216,6 +216,8 @@ def run_queue(project_dir: str | Path, env: dict[str, str], jobs: int, log: Call
                 log(pending)
     finally:
         os.unlink(path)
+        # The queue's workers idle on after the run (one stayed 50 minutes): stop them, nothing is left to run.
+        subprocess.run([dvc_executable(), "queue", "stop", "-q"], cwd=project_dir, env=env, capture_output=True, timeout=120)
     if proc.returncode != 0:
         raise AblationError(f"`{' '.join(args)}` failed (exit {proc.returncode}); see the log above")
     return "".join(text)

@@ -19,7 +19,7 @@ from .conftest import doc, write_docs
 
 CFG = DecontaminateConfig()
 HE0 = benchmarks.get("humaneval").problems()[0]
-MBPP11 = benchmarks.get("mbpp").problems()[0]
+MBPP1 = benchmarks.get("mbpp").problems()[0]  # the EvalPlus subset's first task (Mbpp/2)
 
 
 @cache
@@ -40,8 +40,8 @@ def test_calling_an_entry_point_without_defining_it_is_not_an_entry_point_hit():
 
 
 def test_a_shared_10_gram_with_a_prompt_is_dropped():
-    text = "# notes\n" + " ".join(MBPP11.data["question"].split()[:12]) + "\nfoo = 1\n"
-    assert match(text, index(), CFG) == ("benchmark_ngram", "mbpp/11")
+    text = "# notes\n" + " ".join(MBPP1.data["question"].split()[:12]) + "\nfoo = 1\n"
+    assert match(text, index(), CFG) == ("benchmark_ngram", MBPP1.task_id)
 
 
 def test_a_shared_10_gram_with_a_solution_is_dropped():
@@ -50,7 +50,7 @@ def test_a_shared_10_gram_with_a_solution_is_dropped():
 
 
 def test_nine_shared_words_are_not_enough():
-    words = MBPP11.data["question"].split()[:9]
+    words = MBPP1.data["question"].split()[:9]
     assert len(words) == 9 and match(" ".join(words) + " zzqx unrelated", index(), CFG) is None
 
 
@@ -74,7 +74,7 @@ def test_batch_function_adds_reason_and_task_columns():
 
 
 def test_stage_on_local_ray_conserves_rows_and_counts_hits(tmp_path):
-    texts = ["def add(a, b):\n    return a + b\n"] * 5 + [HE0.prompt + HE0.reference, MBPP11.data["question"], "print('hello')"]
+    texts = ["def add(a, b):\n    return a + b\n"] * 5 + [HE0.prompt + HE0.reference, MBPP1.data["question"], "print('hello')"]
     src = tmp_path / "dedup"
     src.mkdir()
     pq.write_table(pa.Table.from_pylist([{**doc(t), "id": str(i)} for i, t in enumerate(texts)], schema=DOC_SCHEMA),
@@ -84,7 +84,7 @@ def test_stage_on_local_ray_conserves_rows_and_counts_hits(tmp_path):
     assert (metrics["rows_in"], metrics["rows_kept"], metrics["rows_dropped"]) == (8, 6, 2)
     assert metrics["hits_by_benchmark"] == {"humaneval": 1, "mbpp": 1}
     dropped = read_table(tmp_path / "out" / "dropped")
-    assert sorted(dropped["contaminated_by"].to_pylist()) == ["HumanEval/0", "mbpp/11"]
+    assert sorted(dropped["contaminated_by"].to_pylist()) == ["HumanEval/0", MBPP1.task_id]
     assert "contaminated_by" not in read_table(tmp_path / "out").column_names or \
         read_table(tmp_path / "out")["contaminated_by"].null_count == 6
 
@@ -95,7 +95,7 @@ def test_every_planted_copy_is_found():
 
 
 def test_a_renamed_short_solution_is_found_but_the_same_words_elsewhere_are_not():
-    assert match("def total(lst):\n    return sum(lst)\n", index(), CFG) == ("benchmark_solution", "mbpp/105")
+    assert match("def total(lst):\n    return sum(lst)\n", index(), CFG) == ("benchmark_solution", "Mbpp/105")
     assert match("values = lst\nresult = sum(lst)\n", index(), CFG) is None
 
 
@@ -115,7 +115,7 @@ def test_stage_over_parts_keeps_sft_columns_and_reports_hits_per_part_and_source
     write_docs(tmp_path / "sample", [doc("def add(a, b):\n    return a + b\n"), doc(HE0.prompt + HE0.reference)])
     write_docs(tmp_path / "curate" / "algorithmic", [doc("class Solution:\n    pass\n")])
     write_docs(tmp_path / "curate" / "synthetic", [])
-    pairs = pa.table({"id": ["a", "b"], "instruction": ["Write f.", MBPP11.data["question"]], "output": ["def f(): pass", "pass"],
+    pairs = pa.table({"id": ["a", "b"], "instruction": ["Write f.", MBPP1.data["question"]], "output": ["def f(): pass", "pass"],
                       "source": ["mined", "mbpp-train"]})
     for name in ("sft_stage1", "sft_stage2"):
         (tmp_path / "curate" / name).mkdir(parents=True)
@@ -126,7 +126,7 @@ def test_stage_over_parts_keeps_sft_columns_and_reports_hits_per_part_and_source
     assert m["hits_by_source"] == {"pretrain/test:humaneval": 1, "sft_stage2/mbpp-train:mbpp": 1}
     kept = read_table(tmp_path / "decontaminate" / "sft_stage2")
     assert kept["instruction"].to_pylist() == ["Write f."]
-    assert read_table(tmp_path / "decontaminate" / "sft_stage2" / "dropped")["contaminated_by"].to_pylist() == ["mbpp/11"]
+    assert read_table(tmp_path / "decontaminate" / "sft_stage2" / "dropped")["contaminated_by"].to_pylist() == [MBPP1.task_id]
     assert "instruction" in read_table(tmp_path / "decontaminate" / "synthetic").column_names or \
         read_table(tmp_path / "decontaminate" / "synthetic").num_rows == 0
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 
 QUIET_LOGGERS = ("httpx", "httpcore", "urllib3", "filelock", "alembic", "ray", "ray.data", "ray.train", "ray.tune",
                  "mlflow", "DeepSpeed", "deepspeed", "numba", "matplotlib", "PIL", "fsspec", "asyncio", "git",
@@ -34,12 +35,26 @@ class RunFormatter(logging.Formatter):
         return super().format(record)
 
 
+class StderrHandler(logging.StreamHandler):
+    """Writes to whatever `sys.stderr` is when a record comes, not the stream of when it was made: a caller that
+    swaps stderr and closes it later (pytest's capture, Prefect's print redirection) must not leave the root
+    logger writing to a closed file."""
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:  # StreamHandler.__init__ sets it; the property always answers sys.stderr
+        pass
+
+
 def configure_logging(verbose: bool = False, env: dict[str, str] | None = None) -> None:
     """Root logger at INFO (DEBUG with `verbose`), one format, library loggers at WARNING (all at DEBUG with
     `verbose`); Prefect's server telemetry off (offline it logs an error at every start)."""
     env = os.environ if env is None else env
     timestamps = env.get(TIMESTAMPS_ENV, "1") != "0"
-    handler = logging.StreamHandler()
+    handler = StderrHandler()
     handler.setFormatter(RunFormatter(log_format(timestamps), datefmt="%H:%M:%S"))
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, handlers=[handler], force=True)
     for name in QUIET_LOGGERS:

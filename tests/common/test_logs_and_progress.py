@@ -37,6 +37,20 @@ def test_library_loggers_are_quiet_and_ours_speak(restore_logging):
     assert logging.getLogger("httpx").getEffectiveLevel() == logging.DEBUG
 
 
+def test_the_handler_follows_stderr_when_it_is_swapped_and_closed(restore_logging, monkeypatch):
+    """An earlier caller's stderr (pytest's capture, Prefect's redirection) closed later must not break logging."""
+    import io
+
+    first = io.StringIO()
+    monkeypatch.setattr("sys.stderr", first)
+    configure_logging()
+    first.close()
+    second = io.StringIO()
+    monkeypatch.setattr("sys.stderr", second)
+    logging.getLogger("cookbook").info("still heard")
+    assert "INFO cookbook: still heard" in second.getvalue() and "Logging error" not in second.getvalue()
+
+
 def _format(fmt: str, **extra) -> str:
     record = logging.LogRecord("prefect.task_runs", logging.INFO, __file__, 1, "Running stage 'clean':", None, None)
     record.__dict__.update(extra)

@@ -33,6 +33,8 @@ from typing import Any
 
 import yaml
 
+from tasks.common.config import get_dotted
+
 RUN = "run"
 RESTORE = "restore"
 PREFIX_VARIANT = "shared"
@@ -214,16 +216,11 @@ def variant_params(project: str | Path, overrides: dict[str, Any]) -> dict:
 
 
 def _param_values(params: dict, keys: list[str]) -> dict:
-    values = {}
-    for key in keys:
-        node: Any = params
-        for part in key.split("."):
-            if not isinstance(node, dict) or part not in node:
-                break
-            node = node[part]
-        else:
-            values[key] = node
-    return values
+    values = {key: get_dotted(params, key, _MISSING) for key in keys}
+    return {key: value for key, value in values.items() if value is not _MISSING}
+
+
+_MISSING = object()
 
 
 class CachePredictor:

@@ -109,17 +109,37 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     return key.strip().split("."), yaml.safe_load(value) if value.strip() else ""
 
 
+def set_dotted(tree: dict, path: list[str], value: Any, text: str = "") -> None:
+    """`tree[a][b][c] = value` for path [a, b, c], creating missing sections (any mapping: dict or ruamel's)."""
+    node = tree
+    for part in path[:-1]:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"override '{text or '.'.join(path)}': '{part}' is not a section")
+    node[path[-1]] = value
+
+
+_ABSENT = object()
+
+
+def get_dotted(tree: Any, key: str, default: Any = _ABSENT) -> Any:
+    """`tree[a][b][c]` for key `a.b.c`; `default` (or KeyError) where a part is missing."""
+    node = tree
+    for part in key.split("."):
+        if not isinstance(node, dict) or part not in node:
+            if default is _ABSENT:
+                raise KeyError(key)
+            return default
+        node = node[part]
+    return node
+
+
 def apply_overrides(raw: dict, overrides: list[str]) -> dict:
     """Return a copy of the raw params mapping with dotted overrides applied."""
     raw = _deepcopy(raw)
     for text in overrides:
         path, value = parse_override(text)
-        node = raw
-        for part in path[:-1]:
-            node = node.setdefault(part, {})
-            if not isinstance(node, dict):
-                raise ConfigError(f"override '{text}': '{part}' is not a section")
-        node[path[-1]] = value
+        set_dotted(raw, path, value, text)
     return raw
 
 

@@ -60,3 +60,16 @@ def test_cli_reports_typo_in_one_line(tmp_path):
     assert proc.returncode == 2
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and "dedup.num_perms" in lines[0] and "params.yaml" in lines[0]
+
+
+def test_dotted_paths_are_walked_one_way():
+    from tasks.common.config import ConfigError, get_dotted, set_dotted
+
+    tree = {"a": {"b": 1}, "c": 2}
+    set_dotted(tree, ["a", "d", "e"], 3)
+    assert tree == {"a": {"b": 1, "d": {"e": 3}}, "c": 2}
+    assert get_dotted(tree, "a.d.e") == 3 and get_dotted(tree, "a.x", None) is None
+    with pytest.raises(KeyError):
+        get_dotted(tree, "c.d")
+    with pytest.raises(ConfigError, match="'c' is not a section"):
+        set_dotted(tree, ["c", "d"], 1, "c.d=1")

@@ -5,6 +5,10 @@ The maps are ports of `opc_data_filtering/artifacts/*.py` kept as JSON under `ta
 map knows is `unknown`, a language on the released exclusion list is `excluded` (both dropped).
 As released (`utils/preprocessing.py::get_program_lang`), the extension is the last one, looked up as written:
 `NuGet.Config` is unknown and `test.sh.in` is `in` (cmake); the map's compound keys (`sh.in`) never match there.
+
+Recalled web pages (`source` "web", written by tasks/recall: `path` is the page's URL, not a file name) are not
+routed by their URL's extension: they are natural-language text (language `web`, doc type `text`), so the
+released text rules (en/zh) apply to them, as they apply to the paper's code-related web data (spec §5).
 """
 
 from __future__ import annotations
@@ -17,6 +21,10 @@ from pathlib import Path, PurePosixPath
 DATA_DIR = Path(__file__).parent / "data"
 UNKNOWN = "unknown"
 EXCLUDED = "excluded"
+WEB_SOURCE = "web"
+"""`source` of the recalled web rows (tasks/recall)."""
+WEB_LANG = "web"
+"""Program language given to a recalled web page (its doc type is `text`)."""
 
 # The released configs with language-specific thresholds (spec §3.3 routing).
 CONFIG_LANGS = frozenset({"cpp", "csharp", "c", "go", "html", "java", "javascript", "python", "shell", "sql"})
@@ -53,7 +61,11 @@ def doc_type(lang: str) -> str:
     return kind.get(lang, "code")
 
 
-def route(path: str | None) -> tuple[str, str]:
+def route(path: str | None, source: str | None = None) -> tuple[str, str]:
+    """(program language, doc type) of a row: a recalled web page is `web` text whatever its URL ends with,
+    a file is routed by its path."""
+    if source == WEB_SOURCE:
+        return WEB_LANG, "text"
     lang = program_lang(path)
     return lang, doc_type(lang)
 

@@ -7,7 +7,7 @@
 `clean_batch` is a pure function over one Arrow batch (the Ray runner maps it over the shards):
 per row it applies the star filter (`clean.min_stars`, off by default), checks the input (undecodable /
 binary / empty / oversized), routes the path with the released maps (`unknown` and `excluded` are
-dropped), removes a copyright header, redacts PII, picks the rule config (spec §3.3 routing) and
+dropped; a recalled web page, `source` "web", is `web` text whatever its URL, so the text rules judge it), removes a copyright header, redacts PII, picks the rule config (spec §3.3 routing) and
 evaluates it against the rule set (`clean.ruleset`: RefineCode's, or a The Stack-like one). Kept rows carry `lang`, `doc_type` and the
 transformed text; dropped rows carry `drop_reason` (the first failing rule) and `failed_rules`.
 `run` writes kept/dropped shards, the metrics (per reason, per rule and per language files and
@@ -29,8 +29,8 @@ from tasks.clean.signals import Doc, Options, natural_language
 from tasks.clean.transform import redact_pii, remove_copyright
 from tasks.common.runner import map_to_shards
 
-WEB_SOURCE = "web"
-"""`source` of the recalled web rows (tasks/recall), which have no stars."""
+WEB_SOURCE = routing.WEB_SOURCE
+"""`source` of the recalled web rows (tasks/recall), which have no stars and are routed as text."""
 PII_KINDS = ("email", "ip_address", "key", "password")
 ADDED_COLUMNS = ("drop_reason", "failed_rules", "rule_config", "copyright_removed", *(f"pii_{k}" for k in PII_KINDS))
 
@@ -56,7 +56,7 @@ def below_min_stars(stars: int | None, source: str | None, cfg: CleanConfig) -> 
 def clean_row(text: str | None, path: str | None, doc_id: str, size_bytes: int | None, cfg: CleanConfig,
               stars: int | None = None, source: str | None = None) -> dict[str, Any]:
     """Everything `clean_batch` adds for one row."""
-    lang, kind = routing.route(path)
+    lang, kind = routing.route(path, source)
     out: dict[str, Any] = dict(text=text, lang=lang, doc_type=kind, drop_reason=None, failed_rules=[], rule_config=None,
                                copyright_removed=False, **{f"pii_{k}": 0 for k in PII_KINDS})
     if below_min_stars(stars, source, cfg):

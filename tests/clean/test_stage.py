@@ -76,3 +76,40 @@ def test_stage_runs_on_real_ray(tmp_path: Path, good_py):
     assert read_table(out).num_rows == 6
     assert Path(metrics["report_chart"]).stat().st_size > 0
     assert metrics["removed_by_lang"]["python"]["files_in"] == 9
+
+
+WEB_PAGE = "\n".join(
+    ["How do I read a file line by line in Python?", "",
+     "I want to process a large log file without loading all of it into memory at once. My first attempt reads",
+     "everything with read() and then splits the string, which runs out of memory on the production server.", "",
+     "Answer: iterate over the file object itself. Python reads one buffered line at a time, so the memory used",
+     "stays small whatever the size of the file. The with statement closes the file when the block ends.", "",
+     "    with open(path) as handle:", "        for line in handle:", "            process(line)", "",
+     "If you need the line numbers as well, wrap the file object in enumerate and start counting at one. For",
+     "binary files, open them in binary mode and read fixed-size chunks in a loop until read returns nothing.",
+     "Remember that each line keeps its trailing newline, so strip it before comparing it to other strings.", ""])
+
+
+def web_row(url, text):
+    """A recalled web page as tasks/recall writes it: source web, path = URL, lang null, doc_type text."""
+    row = doc(url, text)
+    return {**row, "repo": url.split("/")[2], "source": "web", "stars": 0, "doc_type": "text"}
+
+
+def test_recalled_web_pages_are_judged_by_the_text_rules_not_their_url():
+    """Web rows from the recall stage route to the natural-language (en) rules whatever their URL ends with:
+    a URL without a known extension is not `unknown_language`, one ending in .html or .py is not code."""
+    urls = ["https://stackoverflow.com/questions/78758530/read-a-file-line-by-line",  # no extension: was unknown_language
+            "https://docs.example.org/en/latest/section-265.html",  # .html: was routed to the HTML code rules
+            "https://example.com/snippets/read_lines.py"]  # .py: was routed to the Python code rules
+    rows = [web_row(url, WEB_PAGE.replace("memory", f"memory{i}")) for i, url in enumerate(urls)]
+    rows.append(web_row("https://example.com/thin", "Too short to be worth training on.\n"))
+    rows.append(doc("https://example.com/not-web", WEB_PAGE))  # a repository row keeps the released file routing
+    out = clean_batch(pa.Table.from_pylist(rows, schema=DOC_SCHEMA), CleanConfig())
+    got = {r["path"]: r for r in out.to_pylist()}
+    for url in urls:
+        assert (got[url]["lang"], got[url]["doc_type"], got[url]["rule_config"]) == ("web", "text", "en"), url
+        assert got[url]["drop_reason"] is None, (url, got[url]["failed_rules"])
+    thin = got["https://example.com/thin"]
+    assert thin["rule_config"] == "en" and thin["drop_reason"] is not None and thin["drop_reason"].startswith("qsc_doc_")
+    assert got["https://example.com/not-web"]["drop_reason"] == "unknown_language"

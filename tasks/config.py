@@ -15,12 +15,13 @@ import yaml
 
 from tasks.clean.config import CleanConfig
 from tasks.common.config import ConfigError, apply_overrides, build
-from tasks.curate.config import CurateConfig, DecontaminateConfig, SampleConfig
+from tasks.curate.config import CurateConfig, DecontaminateConfig
 from tasks.dedup.config import DedupConfig
 from tasks.evaluate.config import EvaluateConfig
 from tasks.ingest.config import IngestConfig
 from tasks.recall.config import RecallConfig
 from tasks.report.config import ReportConfig
+from tasks.sample.config import SampleConfig
 from tasks.tokenize.config import TokenizeConfig
 from tasks.train.config import AnnealConfig, PretrainConfig, SftConfig
 

@@ -39,7 +39,7 @@ STAGES: dict[str, StageSpec] = {
         StageSpec("recall", "tasks.recall.stage", "data/ingest", "data/recall"),
         StageSpec("clean", "tasks.clean.stage", "data/recall", "data/clean"),
         StageSpec("dedup", "tasks.dedup.stage", "data/clean", "data/dedup"),
-        StageSpec("sample", "tasks.curate.sample", "data/dedup", "data/sample"),
+        StageSpec("sample", "tasks.sample.stage", "data/dedup", "data/sample"),
         StageSpec("curate", "tasks.curate.stage", "data/sample", "data/curate"),
         # no single input: every part in decontaminate.parts (pretraining mix, annealing sources, SFT sets)
         StageSpec("decontaminate", "tasks.curate.decontaminate", None, "data/decontaminate", ("data/sample", "data/curate")),

@@ -18,7 +18,7 @@ Figures (all peers measured in the same run):
   injected exact and near duplicates, in a fresh subprocess; time, driver peak RSS (the workers hold one
   batch at a time), and the exponent of time ~ size^k (fitted on all sizes, and between the two largest). `peak_rss_mb_300k` is measured when 300000 is among the sizes, else extrapolated
   on the fitted log-log line (and `peak_rss_300k_extrapolated` says so).
-- speedup_2_workers: the Ray signature pass (`stage.hash_units`, Ray Data through `runner.map_batches`)
+- speedup_2_workers: the Ray signature pass (`hash_pass`: `units.unit_batch` through `runner.map_batches`)
   with 2 workers vs 1 on the same input (300k documents by default, after a warm-up run; best of two
   each, interleaved). Ray Data's driver-side scheduling costs about 0.5-1 s per pass on this 2-core
   machine, paid on the second core with 1 worker but taken from the workers with 2, so small inputs
@@ -130,7 +130,7 @@ def bench_quality(num_bases: int) -> dict:
     figures of an ideal 16 x 128 LSH (its S-curve) on the same pairs."""
     from datasketch import MinHash, MinHashLSH
 
-    from tasks.dedup.cluster import lsh_probability
+    from tasks.dedup.minhash import lsh_probability
 
     pairs = labelled_pairs(num_bases)
     threshold = CFG.lsh_threshold
@@ -248,20 +248,27 @@ def available_cores(seconds: float = 2.0) -> float:
     return sum(queue.get() for _ in procs) / seconds
 
 
+def hash_pass(params, input_dir: Path) -> int:
+    """The stage's signature work alone (`units.unit_batch` mapped over the shards on Ray); the unit rows."""
+    from tasks.common.runner import map_batches
+    from tasks.dedup.units import unit_batch
+
+    return sum(t.num_rows for t in map_batches(unit_batch, input_dir, fn_kwargs={"cfg": params.dedup}, columns=["id", "text"],
+                                               num_workers=params.compute.num_workers, batch_size=params.compute.batch_size))
+
+
 def bench_workers(work: Path, num_docs: int) -> dict:
     """The Ray signature pass with 1 and 2 workers on the same input, after a warm-up run that starts the
     worker processes and loads the compiled kernels; interleaved, best of two (the machine is shared)."""
     from tasks.common.runner import ensure_ray
     from tasks.config import load_params
-    from tasks.dedup.stage import hash_units
-
     build_corpus(work / "workers", num_docs, seed=1)
     ensure_ray(num_cpus=2)
     seconds = {}
     for run, workers in enumerate((2, 1, 2, 1, 2)):
         params = load_params("params.yaml", ["tracking.enabled=false", f"compute.num_workers={workers}", "compute.batch_size=512"])
         started = time.perf_counter()
-        hash_units(params, work / "workers", params.dedup)
+        hash_pass(params, work / "workers")
         if run:  # run 0 is the warm-up
             seconds[workers] = min(seconds.get(workers, float("inf")), time.perf_counter() - started)
     return {"docs": num_docs, "seconds_1_worker": seconds[1], "seconds_2_workers": seconds[2],

@@ -262,9 +262,11 @@ def write_slice(items: pa.Table, fn: BatchFn, fn_kwargs: dict, columns: list[str
     first, apply `fn` to the others, write the kept part and `dropped/` part and return one row per slice:
     the part names and the counts (JSON), never rows."""
     rows = []
-    for index, spec in zip(items.column("index").to_pylist(), map(json.loads, items.column("slice").to_pylist())):
+    own_kwargs = items.column("kwargs").to_pylist() if "kwargs" in items.column_names else ["{}"] * items.num_rows
+    for index, spec, own in zip(items.column("index").to_pylist(), map(json.loads, items.column("slice").to_pylist()), own_kwargs):
         source, repeated = split_duplicates(read_slice(spec, columns), slice_positions(spec, shard_index), key, first_of)
-        outputs = [fn(source.slice(start, batch_size), **fn_kwargs) for start in range(0, source.num_rows, batch_size)]
+        kwargs = {**fn_kwargs, **json.loads(own)}
+        outputs = [fn(source.slice(start, batch_size), **kwargs) for start in range(0, source.num_rows, batch_size)]
         counts = split_counts(repeated, repeated.slice(0, 0), repeated)
         if outputs:
             table = pa.concat_tables(outputs, promote_options="default")
@@ -315,6 +317,7 @@ def map_to_shards(
     columns: list[str] | None = None,
     summarize: SummarizeFn | None = None,
     unique_key: str | None = "id",
+    slice_kwargs: Callable[[int], dict] | None = None,
 ) -> dict[str, Any]:
     """Map `fn` (which adds a `drop_reason` column, null = kept) over the shard folder on Ray; the workers
     write the kept rows to `output_dir` and the others to `output_dir/dropped/`, in input order, and the
@@ -323,7 +326,10 @@ def map_to_shards(
 
     Where the input has a `unique_key` column (the document `id`), a row whose key an earlier row has is
     not given to `fn`: it goes to `dropped/` with `drop_reason: duplicate_id` (`find_duplicates`). The
-    driver holds one row per slice and one per duplicated key, never a document."""
+    driver holds one row per slice and one per duplicated key, never a document.
+
+    `slice_kwargs(i)`, where given, adds JSON-able keyword arguments of `fn` for slice `i` only (for example
+    the path of what a previous pass computed for that slice; the slices are `plan_slices(shards, num_workers)`)."""
     import ray
 
     shards = list_shards(input_dir)
@@ -337,7 +343,8 @@ def map_to_shards(
     first_of = find_duplicates(slices, shards, key, num_workers) if key else {}
     if first_of:
         log.warning("%s: %d ids occur more than once; every row after the first is dropped as %s", input_dir, len(first_of), DUPLICATE_ID)
-    items = [{"index": i, "slice": json.dumps(s)} for i, s in enumerate(slices)]
+    items = [{"index": i, "slice": json.dumps(s), **({"kwargs": json.dumps(slice_kwargs(i))} if slice_kwargs else {})}
+             for i, s in enumerate(slices)]
     ds = ray.data.from_items(items, override_num_blocks=len(slices))
     kwargs = {"fn": fn, "fn_kwargs": fn_kwargs or {}, "columns": columns, "batch_size": batch_size,
               "output": str(output_dir), "summarize": summarize, "key": key, "first_of": first_of,

@@ -245,3 +245,8 @@ def jaccard(shingles_a: np.ndarray, shingles_b: np.ndarray) -> float:
         inter = _KERNELS.intersection_size(shingles_a, shingles_b)  # one merge pass over the sorted sets
     union = shingles_a.size + shingles_b.size - inter
     return 1.0 if union == 0 else inter / union
+
+
+def lsh_probability(jaccard: float, bands: int, rows: int) -> float:
+    """Probability that a pair with this Jaccard shares at least one band (the LSH S-curve)."""
+    return 1.0 - (1.0 - jaccard**rows) ** bands

@@ -1,10 +1,13 @@
 """What dedup removed, and whether that looks wrong: clusters, removal per language and level, the guardrail.
 
-`summarize` turns a plan into plain JSON-able tables (cluster-size histogram, the largest clusters with
-example paths, rows/bytes removed per language and per reason, unit counts of the level);
-`guardrail` lists the sources and repos that would lose more than `guardrail_share` of their rows;
-`write_report` writes `dedup_report.json` and two PNGs (cluster sizes, removal per language) into the
-report folder.
+The distributed passes (`tasks.dedup.passes`) compute partial aggregates per partition (cluster-size counts
+and each partition's largest clusters with example names, rows/bytes in and removed per language, flagged
+guardrail groups); this module merges them in the driver, where they are bounded by the number of languages,
+cluster sizes and `report_top_clusters`, never by the number of documents:
+`merge_clusters` and `merge_languages`, `sort_flagged`; `summarize` builds the report's JSON (cluster-size
+histogram, the largest clusters with example paths, rows/bytes removed per language and per reason, unit
+counts of the level, candidate pairs, the guardrail); `write_report` writes `dedup_report.json` and two PNGs
+(cluster sizes, removal per language) into the report folder.
 """
 
 from __future__ import annotations
@@ -14,90 +17,52 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pyarrow as pa
 
 from tasks.common.shards import write_json
 from tasks.dedup.config import DedupConfig
-from tasks.dedup.plan import KEPT, Plan
-
-NUM_EXAMPLE_PATHS = 5
 
 
 class GuardrailError(RuntimeError):
     """Dedup would remove more than `dedup.guardrail_share` of a source or repo (guardrail_action: fail)."""
 
 
-def _unit_label(plan: Plan, i: int, meta: dict[str, dict], level: str) -> str:
-    if level == "repo":
-        return plan.units.names[i]
-    doc = meta.get(plan.units.members[i][0], {})
-    return f"{doc.get('repo')}/{doc.get('path')}" + (f"#{plan.units.names[i].rsplit('#', 1)[1]}" if level == "chunk" else "")
-
-
-def clusters(plan: Plan, meta: dict[str, dict], cfg: DedupConfig) -> dict[str, Any]:
-    """Cluster-size histogram and the largest clusters (kept unit first, then removed examples)."""
-    dropped = np.flatnonzero(plan.unit_status != KEPT)
-    members: dict[int, list[int]] = defaultdict(list)
-    for i in dropped:
-        members[int(plan.unit_keeper[i])].append(int(i))
-    sizes = Counter(len(m) + 1 for m in members.values())
-    largest = sorted(members.items(), key=lambda kv: (-len(kv[1]), plan.units.rank[kv[0]]))[: cfg.report_top_clusters]
+def merge_clusters(partials: list[dict], top: int) -> dict[str, Any]:
+    """One cluster summary of the partitions' (clusters are whole within a partition: keyed by their kept unit)."""
+    sizes: Counter = Counter()
+    for part in partials:
+        sizes.update({int(k): v for k, v in part["size_histogram"].items()})
+    largest = sorted((c for part in partials for c in part["largest"]), key=lambda c: (-c["size"], c["keeper"]))[:top]
     return {
-        "num_clusters": len(members),
+        "num_clusters": sum(part["num_clusters"] for part in partials),
         "size_histogram": {str(k): v for k, v in sorted(sizes.items())},
-        "largest": [
-            {
-                "size": len(m) + 1,
-                "kept": _unit_label(plan, k, meta, cfg.level),
-                "removed_examples": [_unit_label(plan, i, meta, cfg.level) for i in sorted(m, key=lambda i: plan.units.rank[i])[:NUM_EXAMPLE_PATHS]],
-            }
-            for k, m in largest
-        ],
+        "largest": [{k: v for k, v in c.items() if k != "keeper"} for c in largest],
     }
 
 
-def removal_by_language(meta: dict[str, dict], decisions: dict[str, tuple[str, str]]) -> dict[str, dict[str, int]]:
-    """{lang: {rows_in, rows_<reason>, bytes_in, bytes_<reason>}} over all documents."""
+def merge_languages(partials: list[dict[str, dict[str, int]]]) -> dict[str, dict[str, int]]:
+    """{lang: {rows_in, bytes_in, rows_<reason>, bytes_<reason>}} summed over partitions, sorted by language."""
     table: dict[str, Counter] = defaultdict(Counter)
-    for doc_id, doc in meta.items():
-        lang = doc.get("lang") or "unknown"
-        size = doc.get("size_bytes") or 0
-        table[lang]["rows_in"] += 1
-        table[lang]["bytes_in"] += size
-        if doc_id in decisions:
-            reason = decisions[doc_id][0]
-            table[lang][f"rows_{reason}"] += 1
-            table[lang][f"bytes_{reason}"] += size
+    for part in partials:
+        for lang, counts in part.items():
+            table[lang].update(counts)
     return {lang: dict(c) for lang, c in sorted(table.items())}
 
 
-def guardrail(meta: dict[str, dict], decisions: dict[str, tuple[str, str]], cfg: DedupConfig) -> list[dict[str, Any]]:
-    """Sources (and repos, except at repo level where whole repos go by design) losing too much."""
-    groups = ("source",) if cfg.level == "repo" else ("source", "repo")
-    flagged = []
-    for key in groups:
-        rows, removed = Counter(), Counter()
-        for doc_id, doc in meta.items():
-            name = doc.get(key) or "unknown"
-            rows[name] += 1
-            removed[name] += doc_id in decisions
-        for name in sorted(rows):
-            share = removed[name] / rows[name]
-            if rows[name] >= cfg.guardrail_min_rows and share > cfg.guardrail_share:
-                flagged.append({"group": key, "name": name, "rows": rows[name], "removed": removed[name], "share": round(share, 4)})
-    return flagged
+def sort_flagged(flagged: list[dict], cfg_groups: tuple[str, ...]) -> list[dict]:
+    """Flagged groups in report order: by group (sources first), then name."""
+    return sorted(flagged, key=lambda f: (cfg_groups.index(f["group"]), f["name"]))
 
 
-def summarize(plan: Plan, meta: dict[str, dict], cfg: DedupConfig, flagged: list[dict]) -> dict[str, Any]:
+def summarize(cfg: DedupConfig, stats: dict[str, int], clusters: dict[str, Any], by_lang: dict, flagged: list[dict]) -> dict[str, Any]:
     """The report's JSON content."""
     return {
         "level": cfg.level,
         "lsh_threshold": cfg.lsh_threshold,
         "candidate_bands": list(cfg.candidate_bands),
-        "per_level": {cfg.level: {k: v for k, v in plan.stats.items() if k.startswith("units_")}},
-        "pairs": {k: v for k, v in plan.stats.items() if k.endswith("_pairs")},
-        "clusters": clusters(plan, meta, cfg),
-        "removal_by_language": removal_by_language(meta, plan.decisions),
+        "per_level": {cfg.level: {k: v for k, v in stats.items() if k.startswith("units_")}},
+        "pairs": {k: v for k, v in stats.items() if k.endswith("_pairs")},
+        "clusters": clusters,
+        "removal_by_language": by_lang,
         "guardrail": flagged,
     }
 
@@ -156,8 +121,3 @@ def write_report(summary: dict[str, Any], report_dir: Path) -> list[Path]:
     _plot_clusters(summary["clusters"]["size_histogram"], files[1])
     _plot_languages(summary["removal_by_language"], summary["level"], files[2])
     return files
-
-
-def meta_dict(meta: pa.Table) -> dict[str, dict]:
-    """{id: metadata row} of the document metadata table."""
-    return {row["id"]: row for row in meta.to_pylist()}

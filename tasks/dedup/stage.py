@@ -1,38 +1,50 @@
-"""The `dedup` stage: exact SHA256 dedup, then MinHash-LSH near-dedup (spec §2), at file, repo or chunk level.
+"""The `dedup` stage: exact SHA256 dedup, then MinHash-LSH near-dedup (spec §2), at file, repo or chunk level,
+with no central table: the driver holds object refs and counts, never a row per document.
 
     cookbook dedup                                        # data/clean -> data/dedup, reports/dedup/
     cookbook dedup --input DIR --output OUT --set dedup.level=repo
 
-Passes over the input:
-1. on Ray (`tasks.common.runner.map_batches` of `units.unit_batch`): each worker shingles, signs and
-   band-hashes its batch; only content hashes and band keys (repo level: one merged signature per
-   repo and batch) come back to the driver, never texts;
-2. in the driver (`plan.build_plan`): keep-policy ranks, exact groups, LSH candidate pairs, connected
-   components; the exact Jaccard verification of the candidate pairs runs on the Ray workers
-   (`worker_verifier`), each batch of pairs reading only its documents' texts, so no text reaches the driver;
-3. on Ray again (`runner.map_to_shards` of `plan.mark_batch`), every row gets `drop_reason` (null,
-   `exact_duplicate`, `near_duplicate`) and `duplicate_of` (the id of the kept row it duplicates); the
-   workers write kept and `dropped/` parts, committed by the folder's manifest.
-The report (cluster sizes, largest clusters, removal per language and level, guardrail) goes to
-`reports/dedup/` for the default output, else to `<output>.reports/`, and to the tracker.
+`plan_dedup` runs the passes of `tasks.dedup.passes` as plain Ray tasks (`tasks.common.shuffle`): each pass
+takes one partition from every task of the pass before and returns its rows cut into partitions for the
+next one (Ray object refs, O(slices x partitions) of them in the driver):
+1. hash (one task per input slice of `runner.plan_slices`): shingles, content hashes, LSH band keys of
+   every unit, with its documents' metadata -> by unit; per unit: the first occurrence of every document,
+   the keep-policy key (`keys.rank_key`: most stars, latest commit, smallest id, as bytes whose minimum is
+   the unit to keep, so no global sort);
+2. exact dedup: a group-by on the content hash, keeper = min key;
+3. LSH: a group-by on (band, value) of the surviving units, star edges from each bucket's min-key member,
+   repeats removed;
+4. verification (`dedup.verify`): a join: the documents of the units in candidate pairs go to their input
+   slices, each slice task reads its own texts and computes those units' exact shingle sets, which are
+   joined with the pairs (a side, then b side); Jaccard on the workers, failures counted as false positives;
+5. connected components: min-label propagation rounds until no label changes (each round returns only a
+   count of changed labels); a component's label is its min key, the unit it keeps;
+6. decisions: exact copies follow their keeper to its component's kept unit; dropped units' documents are
+   joined with their kept unit's (repo level: `duplicate_of` = the kept repo's file with the same path, else
+   its first file; chunk level: a document goes when all its chunks go), grouped by input slice and written
+   to one small file per slice in a scratch folder next to the output (`<output>.scratch`, removed at the end);
+7. marking (`runner.map_to_shards` of `passes.mark_batch`): every slice task reads only its own slice's
+   decisions, adds `drop_reason` (null, `exact_duplicate`, `near_duplicate`) and `duplicate_of` (the id of
+   the kept row it duplicates) and writes kept and `dropped/` parts, committed by the folder's manifest.
+The report (cluster sizes, largest clusters, removal per language and level, guardrail) is merged from
+per-partition aggregates and goes to `reports/dedup/` for the default output, else to `<output>.reports/`,
+and to the tracker. The single-process implementation this replaced is `benchmarks/dedup_reference.py`.
 """
 
 from __future__ import annotations
 
 import logging
+from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import pyarrow as pa
-import pyarrow.dataset as pads
-
-from tasks.common.runner import TASKS_PER_WORKER, map_batches, map_items, map_to_shards
-from tasks.common.shards import filesystem, list_shards, read_table
+from tasks.common.runner import TASKS_PER_WORKER, ensure_ray, map_to_shards, plan_slices
+from tasks.common.shards import filesystem, join, list_shards, open_parquet
+from tasks.common.shuffle import Tasks, column
+from tasks.dedup import passes
 from tasks.dedup.config import DedupConfig
-from tasks.dedup.plan import META_COLUMNS, PairVerifier, Plan, build_plan, mark_batch, verify_pair_table
-from tasks.dedup.report import GuardrailError, guardrail, meta_dict, summarize, write_report
-from tasks.dedup.units import unit_batch, unit_schema
+from tasks.dedup.report import GuardrailError, merge_clusters, merge_languages, sort_flagged, summarize, write_report
 
 log = logging.getLogger("cookbook.dedup")
 
@@ -46,79 +58,133 @@ def report_dir(output: Path) -> Path:
     return Path(output).with_name(Path(output).name + ".reports")
 
 
-def shard_dataset(input_dir: str | Path) -> pads.Dataset:
-    """The input's shards as one pyarrow dataset, on the folder's filesystem (local or object store)."""
-    fs, _ = filesystem(input_dir)
-    return pads.dataset([filesystem(p)[1] for p in list_shards(input_dir)], format="parquet", filesystem=fs)
+def scratch_folder(output: str | Path) -> str:
+    """Where the per-slice decisions live between planning and marking: next to the output, never in it."""
+    return str(output).rstrip("/") + ".scratch"
 
 
-def shard_text_loader(input_dir: Path):
-    """Load the texts of a set of document ids from the input shards (only the rows asked for)."""
-
-    def load(ids: set[str]) -> dict[str, str]:
-        if not ids:
-            return {}
-        dataset = shard_dataset(input_dir)
-        table = dataset.to_table(columns=["id", "text"], filter=pads.field("id").isin(pa.array(sorted(ids))))
-        return dict(zip(table.column("id").to_pylist(), table.column("text").to_pylist()))
-
-    return load
+def decisions_path(scratch: str, index: int) -> str:
+    return join(scratch, f"decisions-{index:05d}.parquet")
 
 
-def verify_batch(pairs: pa.Table, input_dir: str, cfg: DedupConfig) -> pa.Table:
-    """Ray task body: which candidate pairs of the batch reach the Jaccard threshold, from texts this task
-    reads itself (only those of its pairs' documents)."""
-    return pa.table({"ok": verify_pair_table(pairs, shard_text_loader(input_dir), cfg)})
+@dataclass
+class DedupPlan:
+    """What the driver knows after planning: counts and bounded report aggregates."""
+
+    stats: dict[str, int]
+    clusters: dict[str, Any]
+    by_lang: dict[str, dict[str, int]]
+    flagged: list[dict]
+    num_decisions: int = 0
+    slices: int = 0
+    rounds: int = field(default=0)
 
 
-def worker_verifier(params, input_dir: Path, cfg: DedupConfig) -> PairVerifier:
-    """A `PairVerifier` that spreads the pairs over the Ray workers (about four batches per worker), so the
-    driver never loads a text."""
-
-    def verify(pairs: pa.Table) -> np.ndarray:
-        num_batches = max(1, params.compute.num_workers * TASKS_PER_WORKER)
-        parts = map_items(verify_batch, pairs.to_pylist(), fn_kwargs={"input_dir": str(input_dir), "cfg": cfg},
-                          num_workers=params.compute.num_workers, batch_size=-(-pairs.num_rows // num_batches),
-                          ray_address=params.compute.ray_address)
-        return np.concatenate([p.column("ok").to_numpy(zero_copy_only=False) for p in parts]).astype(bool)
-
-    return verify
+def num_partitions(num_workers: int) -> int:
+    """Partitions of every shuffle: a few per worker, so unequal partitions still keep every worker busy."""
+    return max(2, num_workers * TASKS_PER_WORKER)
 
 
-def hash_units(params, input_dir: Path, cfg: DedupConfig) -> pa.Table:
-    """Unit rows of the whole input, computed on Ray."""
-    columns = ["id", "text", "repo"] if cfg.level == "repo" else ["id", "text"]
-    parts = list(
-        map_batches(
-            unit_batch,
-            input_dir,
-            fn_kwargs={"cfg": cfg},
-            num_workers=params.compute.num_workers,
-            batch_size=params.compute.batch_size,
-            ray_address=params.compute.ray_address,
-            columns=columns,
-        )
-    )
-    schema = unit_schema(cfg)
-    units = pa.concat_tables([p.cast(schema) for p in parts]) if parts else schema.empty_table()
-    return first_occurrences(units, ["doc_id", "unit"])
+def _sum(dicts: list[dict]) -> Counter:
+    total: Counter = Counter()
+    for d in dicts:
+        total.update({k: v for k, v in d.items() if isinstance(v, int)})
+    return total
 
 
-def first_occurrences(table: pa.Table, keys: list[str]) -> pa.Table:
-    """The rows whose `keys` no earlier row has, in order: a repeated document id is planned once, as its
-    first row (the marking pass drops the later ones as `duplicate_id`)."""
-    rows = table.select(keys).append_column("row", pa.array(np.arange(table.num_rows, dtype=np.int64)))
-    first = rows.group_by(keys, use_threads=False).aggregate([("row", "min")]).column("row_min").to_numpy()
-    return table if len(first) == table.num_rows else table.take(np.sort(first))
+def _near_edges(tasks: Tasks, cfg: DedupConfig, by_value: list, members: list, slices: list, parts: int, stats: Counter) -> list:
+    """LSH candidate pairs, verified where `cfg.verify`: per partition, both directions of the merged pairs."""
+    edges = [tasks.submit(passes.lsh_edges, parts, *column(by_value, p), returns=parts) for p in range(parts)]
+    if not cfg.verify:
+        unique = [tasks.submit(passes.unique_edges, False, parts, *column(edges, p), returns=parts + 1) for p in range(parts)]
+        stats.update(_sum(tasks.get([u[-1] for u in unique])))
+        stats["merged_pairs"] = stats["candidate_pairs"]
+        return [u[:parts] for u in unique]
+    unique = [tasks.submit(passes.unique_edges, True, parts, *column(edges, p), returns=parts + 2) for p in range(parts)]
+    del edges
+    pairs, needed = [u[0] for u in unique], [u[1 : 1 + parts] for u in unique]
+    stats.update(_sum(tasks.get([u[-1] for u in unique])))
+    wanted = [tasks.submit(passes.needed_members, len(slices), members[p], *column(needed, p), returns=len(slices))
+              for p in range(parts)]
+    shingles = [tasks.submit(passes.slice_shingles, spec, cfg, parts, *column(wanted, s), returns=parts)
+                for s, spec in enumerate(slices)]
+    attached = [tasks.submit(passes.attach_a_side, parts, pairs[p], *column(shingles, p), returns=parts + 1) for p in range(parts)]
+    del pairs, wanted, shingles
+    verified = [tasks.submit(passes.verify_pairs, cfg.jaccard_threshold, parts, attached[p][0], *column([a[1:] for a in attached], p),
+                             returns=parts + 1) for p in range(parts)]
+    stats.update(_sum(tasks.get([v[-1] for v in verified])))
+    return [v[:parts] for v in verified]
 
 
-def read_meta(input_dir: Path) -> pa.Table:
-    """The metadata columns of every document (no texts)."""
-    names = shard_dataset(input_dir).schema.names if list_shards(input_dir) else []
-    return first_occurrences(read_table(input_dir, columns=[c for c in META_COLUMNS if c in names] or None), ["id"])
+def _components(tasks: Tasks, directed: list, parts: int) -> tuple[list, int]:
+    """Min-label propagation over the merged pairs until no label changes: (label partitions, rounds)."""
+    started = [tasks.submit(passes.start_labels, parts, *column(directed, p), returns=parts + 3) for p in range(parts)]
+    edges, labels, messages = [s[0] for s in started], [s[1] for s in started], [s[2 : 2 + parts] for s in started]
+    changes, rounds = sum(tasks.get([s[-1] for s in started])), 0
+    while changes:
+        step = [tasks.submit(passes.propagate_labels, parts, edges[p], labels[p], *column(messages, p), returns=parts + 2)
+                for p in range(parts)]
+        labels, messages = [s[0] for s in step], [s[1 : 1 + parts] for s in step]
+        changes, rounds = sum(tasks.get([s[-1] for s in step])), rounds + 1
+    return labels, rounds
 
 
-def _metrics(written: dict[str, Any], plan: Plan, summary: dict[str, Any]) -> dict[str, Any]:
+def plan_dedup(input_dir: str | Path, scratch: str, cfg: DedupConfig, num_workers: int, tasks: Tasks) -> DedupPlan:
+    """Decide every document of `input_dir` and write each input slice's decisions under `scratch`
+    (`decisions_path`); return the counts and the report's aggregates."""
+    shards = list_shards(input_dir)
+    slices = plan_slices(shards, num_workers)
+    stats: Counter = Counter(units_in=0, candidate_pairs=0, false_positive_pairs=0, merged_pairs=0)
+    if not slices:
+        return DedupPlan({**stats, "units_exact_dropped": 0, "units_near_dropped": 0},
+                         merge_clusters([], cfg.report_top_clusters), {}, [])
+    parts = num_partitions(num_workers)
+    names = open_parquet(shards[0]).schema_arrow.names
+    columns = ["id", "text"] + [c for c in passes.META_COLUMNS if c in names]
+    shard_index = {str(path): i for i, path in enumerate(shards)}
+    hashed = [tasks.submit(passes.hash_slice, spec, i, shard_index, columns, cfg, parts, returns=parts) for i, spec in enumerate(slices)]
+    reduced = [tasks.submit(passes.reduce_units, cfg, parts, *column(hashed, p), returns=2 * parts + 2) for p in range(parts)]
+    del hashed
+    members, counts = [r[0] for r in reduced], [r[1 + parts : 1 + 2 * parts] for r in reduced]
+    unit_stats = tasks.get([r[-1] for r in reduced])
+    stats["units_in"] = sum(s["units_in"] for s in unit_stats)
+    exact = [tasks.submit(passes.exact_and_bands, cfg, parts, *column([r[1 : 1 + parts] for r in reduced], p), returns=2 * parts)
+             for p in range(parts)]
+    del reduced
+    labels, rounds = [None] * parts, 0
+    if cfg.fuzzy:
+        directed = _near_edges(tasks, cfg, [e[parts:] for e in exact], members, slices, parts, stats)
+        labels, rounds = _components(tasks, directed, parts)
+    final = [tasks.submit(passes.final_status, parts, labels[p], *column([e[:parts] for e in exact], p), returns=parts + 1)
+             for p in range(parts)]
+    del exact, labels
+    stats.update(_sum(tasks.get([f[-1] for f in final])))
+    dropped = [tasks.submit(passes.dropped_members, parts, members[p], *column([f[:parts] for f in final], p), returns=parts)
+               for p in range(parts)]
+    clustered = [tasks.submit(passes.clusters_and_decisions, cfg, len(slices), members[p], *column(dropped, p),
+                              returns=len(slices) + 1) for p in range(parts)]
+    del final, dropped, members
+    clusters = merge_clusters(tasks.get([c[-1] for c in clustered]), cfg.report_top_clusters)
+    fs, path = filesystem(scratch)
+    fs.create_dir(path, recursive=True)
+    decided = [tasks.submit(passes.slice_decisions, cfg, decisions_path(scratch, s), parts, *column([c[:-1] for c in clustered], s),
+                            returns=parts + 1) for s in range(len(slices))]
+    del clustered
+    slice_stats = tasks.get([d[-1] for d in decided])
+    flagged = [tasks.submit(passes.guardrail_partition, cfg, parts, *column(counts, p), *column([d[:parts] for d in decided], p))
+               for p in range(parts)]
+    flagged = sort_flagged([f for part in tasks.get([f[0] for f in flagged]) for f in part], passes.guardrail_groups(cfg))
+    by_lang = merge_languages([s["by_lang"] for s in unit_stats] + [s["by_lang"] for s in slice_stats])
+    return DedupPlan(dict(stats), clusters, by_lang, flagged, sum(s["decisions"] for s in slice_stats), len(slices), rounds)
+
+
+def remove_scratch(scratch: str) -> None:
+    fs, path = filesystem(scratch)
+    if fs.get_file_info(path).type.name != "NotFound":
+        fs.delete_dir(path)
+
+
+def _metrics(written: dict[str, Any], plan: DedupPlan, summary: dict[str, Any]) -> dict[str, Any]:
     clusters = summary["clusters"]
     return {
         **written,
@@ -133,18 +199,25 @@ def _metrics(written: dict[str, Any], plan: Plan, summary: dict[str, Any]) -> di
 def run(params, input: Path | None, output: Path, tracker) -> dict[str, Any]:
     """Deduplicate `input` into `output` (kept) and `output/dropped` (duplicates); return the metrics."""
     cfg: DedupConfig = params.dedup
-    input, output = Path(input), Path(output)
-    meta = read_meta(input)
-    plan = build_plan(meta, hash_units(params, input, cfg), cfg, worker_verifier(params, input, cfg))
-    lookup = meta_dict(meta)
-    flagged = guardrail(lookup, plan.decisions, cfg)
-    for item in flagged:
-        log.warning("dedup guardrail: %s '%s' would lose %d of %d rows (%.0f%%)", item["group"], item["name"], item["removed"], item["rows"], 100 * item["share"])
-    if flagged and cfg.guardrail_action == "fail":
-        raise GuardrailError(f"dedup would remove more than {cfg.guardrail_share:.0%} of: " + ", ".join(f"{f['group']} {f['name']}" for f in flagged))
-    written = map_to_shards(mark_batch, input, output, fn_kwargs={"decisions": plan.decisions}, num_workers=params.compute.num_workers,
-                            batch_size=params.compute.batch_size * 4, ray_address=params.compute.ray_address)
-    summary = summarize(plan, lookup, cfg, flagged)
+    workers = params.compute.num_workers
+    scratch = scratch_folder(output)
+    list_shards(input)  # a missing input fails here, before Ray starts
+    ensure_ray(params.compute.ray_address)
+    try:
+        plan = plan_dedup(input, scratch, cfg, workers, Tasks.on_ray())
+        for item in plan.flagged:
+            log.warning("dedup guardrail: %s '%s' would lose %d of %d rows (%.0f%%)", item["group"], item["name"], item["removed"], item["rows"], 100 * item["share"])
+        if plan.flagged and cfg.guardrail_action == "fail":
+            raise GuardrailError(f"dedup would remove more than {cfg.guardrail_share:.0%} of: " + ", ".join(f"{f['group']} {f['name']}" for f in plan.flagged))
+        written = map_to_shards(passes.mark_batch, input, output, num_workers=workers, batch_size=params.compute.batch_size * 4,
+                                ray_address=params.compute.ray_address, slice_kwargs=lambda i: {"decisions": decisions_path(scratch, i)})
+    finally:
+        remove_scratch(scratch)
+    marked = sum(n for reason, n in written["dropped_by_reason"].items() if reason in (passes.EXACT, passes.NEAR))
+    if marked != plan.num_decisions:
+        raise RuntimeError(f"dedup: {plan.num_decisions} documents were planned for removal but {marked} were marked "
+                           f"(the marking pass's slices differ from the planning pass's)")
+    summary = summarize(cfg, plan.stats, plan.clusters, plan.by_lang, plan.flagged)
     files = write_report(summary, report_dir(output))
     tracker.log_dict(summary, "dedup/dedup_report.json")
     for path in files[1:]:

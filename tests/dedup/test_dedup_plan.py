@@ -1,17 +1,23 @@
-"""Keep policy, exact and near duplicates, levels, verification, determinism and conservation on literal rows."""
+"""Keep policy, exact and near duplicates, levels, verification, determinism and conservation on literal rows,
+through the distributed passes (`stage.plan_dedup`) run in this process on a one-shard folder cut into slices."""
 
 import dataclasses
+import tempfile
+from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from tasks.common.shards import DOC_SCHEMA
-from tasks.dedup import cluster
+from tasks.common.shuffle import Tasks
 from tasks.dedup.config import DedupConfig
-from tasks.dedup.plan import EXACT, NEAR, META_COLUMNS, build_plan, mark_batch, table_loader, text_verifier
-from tasks.dedup.report import guardrail, meta_dict, summarize
-from tasks.dedup.units import unit_batch
+from tasks.dedup.keys import key_name, rank_key
+from tasks.dedup.passes import EXACT, NEAR, load_decisions
+from tasks.dedup.report import summarize
+from tasks.dedup.stage import decisions_path, plan_dedup
 
 CFG = DedupConfig()
 
@@ -37,9 +43,29 @@ def docs(rows: list[dict]) -> pa.Table:
     return pa.Table.from_pylist(full, schema=DOC_SCHEMA)
 
 
+def plan_folder(folder: Path, cfg: DedupConfig, num_workers: int = 2):
+    """`plan_dedup` in this process; the plan with `decisions`: {id: (drop_reason, duplicate_of)} of all slices."""
+    scratch = str(folder.parent / "scratch")
+    Path(scratch).mkdir(exist_ok=True)
+    plan = plan_dedup(folder, scratch, cfg, num_workers, Tasks.in_process())
+    decisions = {}
+    for i in range(plan.slices):
+        load_decisions.cache_clear()
+        decisions.update(load_decisions(decisions_path(scratch, i)))
+    load_decisions.cache_clear()
+    return SimpleNamespace(**vars(plan), decisions=decisions)
+
+
 def dedup(table: pa.Table, cfg: DedupConfig = CFG):
-    plan = build_plan(table.select(META_COLUMNS), unit_batch(table, cfg), cfg, text_verifier(table_loader(table), cfg))
-    return plan, mark_batch(table, plan.decisions)
+    """Plan `table` (written as one shard of small row groups, so it is cut into several slices) and mark it."""
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp) / "input"
+        folder.mkdir()
+        pq.write_table(table, folder / "part-00000.parquet", row_group_size=3)
+        plan = plan_folder(folder, cfg)
+    found = [plan.decisions.get(i) for i in table.column("id").to_pylist()]
+    marked = table.append_column("duplicate_of", pa.array([f[1] if f else None for f in found], pa.string()))
+    return plan, marked.append_column("drop_reason", pa.array([f[0] if f else None for f in found], pa.string()))
 
 
 def verdicts(marked: pa.Table) -> dict[str, tuple]:
@@ -50,9 +76,9 @@ def test_keep_policy_stars_then_latest_commit_then_smallest_id():
     ids = ["d", "c", "b", "a", "e"]
     stars = [5, 9, 9, 9, None]
     dates = ["2024-01-01", "2023-05-01", None, "2023-05-01", "2025-01-01"]
-    rank = cluster.keep_rank(stars, dates, ids)
+    keys = [rank_key(s, d, i) for s, d, i in zip(stars, dates, ids)]
     # most stars first; among the 9-star ones the latest commit; equal dates -> smallest id; null date oldest
-    assert [ids[i] for i in np.argsort(rank)] == ["a", "c", "b", "d", "e"]
+    assert [key_name(k) for k in sorted(keys)] == ["a", "c", "b", "d", "e"]
 
 
 def test_exact_duplicates_keep_the_best_copy():
@@ -187,9 +213,8 @@ def test_guardrail_flags_sources_losing_too_much():
     table = docs(rows)
     cfg = dataclasses.replace(CFG, guardrail_share=0.5, guardrail_min_rows=3)
     plan, _ = dedup(table, cfg)
-    flagged = guardrail(meta_dict(table.select(META_COLUMNS)), plan.decisions, cfg)
-    assert flagged == [{"group": "source", "name": "mirror", "rows": 4, "removed": 3, "share": 0.75}]
-    summary = summarize(plan, meta_dict(table.select(META_COLUMNS)), cfg, flagged)
+    assert plan.flagged == [{"group": "source", "name": "mirror", "rows": 4, "removed": 3, "share": 0.75}]
+    summary = summarize(cfg, plan.stats, plan.clusters, plan.by_lang, plan.flagged)
     assert summary["clusters"]["size_histogram"] == {"4": 1}
     assert summary["removal_by_language"]["python"]["rows_exact_duplicate"] == 3
 

@@ -154,22 +154,31 @@ def unit_labels(members: pa.Table, level: str) -> list[str]:
     return labels
 
 
-def repo_units(members: pa.Table, cfg: DedupConfig) -> pa.Table:
+def repo_signatures(rows: pa.Table) -> dict[str, np.ndarray]:
+    """{repo: element-wise minimum of its partial signatures} (one per repo and slice; MinHash of the union).
+    All rows count: a repeated id's later rows, which `first_occurrences` leaves out, share their slice's partial."""
+    sigs: dict[str, np.ndarray] = {}
+    present = rows.filter(pc.is_valid(rows.column("signature")))
+    for unit, sig in zip(present.column("unit").to_pylist(), present.column("signature").to_numpy(zero_copy_only=False)):
+        sig = np.asarray(sig, dtype=np.uint32)
+        sigs[unit] = np.minimum(sigs[unit], sig) if unit in sigs else sig
+    return sigs
+
+
+def repo_units(members: pa.Table, signatures: dict[str, np.ndarray], cfg: DedupConfig) -> pa.Table:
     """One row per repository of (first-occurrence, unit-sorted) member rows: max stars, latest commit, the
     hash of its files' sorted hashes, summed shingle counts, band keys of the union signature."""
     names, stars, dates, hashes, counts, sigs = [], [], [], [], [], []
     units = members.column("unit").to_pylist()
     starts = list(np.flatnonzero(_run_starts(np.array(units, dtype=object)))) + [len(units)]
     cols = {c: members.column(c).to_pylist() for c in ("stars", "commit_date", "content_hash", "num_shingles")}
-    signatures = members.column("signature")
     for a, b in zip(starts[:-1], starts[1:]):
         names.append(units[a])
         stars.append(max((s for s in cols["stars"][a:b] if s is not None), default=None))
         dates.append(max((d for d in cols["commit_date"][a:b] if d), default=None))
         hashes.append(hashlib.sha256("\n".join(sorted(cols["content_hash"][a:b])).encode()).hexdigest())
         counts.append(sum(cols["num_shingles"][a:b]))
-        parts = [np.asarray(s, dtype=np.uint32) for s in signatures.slice(a, b - a).to_pylist() if s is not None]
-        sigs.append(np.minimum.reduce(parts))
+        sigs.append(signatures[units[a]])
     bands, rows = cfg.candidate_bands
     keys = mh.band_keys(np.stack(sigs), bands, rows, cfg.seed) if names else np.empty((0, bands), dtype=np.uint64)
     return pa.table({"unit": names, "key": pa.array(rank_keys(stars, dates, names), pa.binary()), "content_hash": hashes,
@@ -190,10 +199,11 @@ def language_counts(docs: pa.Table, prefix: str, reasons: list[str] | None = Non
 
 def reduce_units(cfg: DedupConfig, num_partitions: int, *parts: pa.Table) -> tuple:
     """Pass 2: (members kept for joins, *units by content hash, *guardrail input counts by name, stats)."""
-    members = first_occurrences(concat(parts, member_schema(cfg)))
+    rows = concat(parts, member_schema(cfg))
+    members = first_occurrences(rows)
     docs = members.filter(pc.equal(members.column("chunk"), 0))
     if cfg.level == "repo":
-        units = repo_units(members, cfg)
+        units = repo_units(members, repo_signatures(rows), cfg)
     else:
         names = members.column("unit").to_pylist()
         keys = rank_keys(members.column("stars").to_pylist(), members.column("commit_date").to_pylist(), names)

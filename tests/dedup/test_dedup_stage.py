@@ -77,3 +77,23 @@ def test_a_repeated_id_is_planned_once_and_its_later_rows_dropped_as_duplicate_i
     assert sorted(map(tuple, (d.values() for d in dropped))) == [
         ("a", "duplicate_id", "a"), ("b", "duplicate_id", "b"), ("c", "exact_duplicate", "a")]
     assert metrics["rows_in"] == 5 and metrics["units_in"] == 3
+
+
+def test_stage_on_ray_decides_as_the_reference_and_reruns_identically(tmp_path):
+    from .test_dedup_distributed import corpus, reference, write_folder
+
+    folder = write_folder(tmp_path / "clean", corpus(seed=5))
+    params = load_params("params.yaml", ["tracking.enabled=false", "compute.num_workers=2", "compute.batch_size=8"])
+    expected = reference.reference_decisions(folder, params.dedup)
+    outputs = []
+    for name in ("dedup", "again"):
+        metrics = run(params, folder, tmp_path / name, NullTracker())
+        check_conservation("dedup", metrics)
+        dropped = read_table(tmp_path / name / "dropped").select(["id", "drop_reason", "duplicate_of"]).to_pylist()
+        outputs.append((read_table(tmp_path / name).column("id").to_pylist(), dropped))
+        assert not (tmp_path / f"{name}.scratch").exists(), "the scratch folder is removed"
+    kept, dropped = outputs[0]
+    assert {d["id"]: (d["drop_reason"], d["duplicate_of"]) for d in dropped if d["drop_reason"] != "duplicate_id"} == expected
+    assert set(kept).isdisjoint(expected) and len(kept) + len(dropped) == metrics["rows_in"]
+    assert outputs[0] == outputs[1]
+    assert (tmp_path / "dedup" / "_manifest.json").read_text() == (tmp_path / "again" / "_manifest.json").read_text()

@@ -14,9 +14,12 @@ from Ray's start-up and from the workers (other processes):
 - `cluster_vs_local_<stage>`: documents/s of the stage on a 2-node cluster on this machine
   (`infra/ray/local_cluster.py`, 1 CPU per node, 2 workers) over documents/s on a local single-node Ray with
   the same 2 cores, at the larger size; the peer is the local run. Issue #14's bar: at least 0.9.
+- `kept_identical_<n>k` (dedup): the distributed stage's kept ids, drop reasons and `duplicate_of` at `n` documents
+  (`--reference-size`, default the larger size) are those of the single-process reference
+  (`benchmarks/dedup_reference.py`, the implementation the distributed passes replaced) on the same corpus;
+  the issue's `kept_identical_300k` with `--reference-size 300000`.
 - the issue's names for `benchmarks/run_all.py`: `driver_bytes_per_doc` and `cluster_vs_local` (the worst
   stage), `time_exponent` (dedup's), `driver_rss_ratio_1m_vs_100k` (dedup's, only at sizes 100000,1000000).
-  `kept_identical_300k` is not printed: dedup has no distributed path yet to compare with the driver's.
 The issue asks for 100k, 300k and 1M documents; on this shared 2-core machine the default sizes are smaller
 (say so when quoting the figures). Last line: one JSON object.
 """
@@ -69,6 +72,28 @@ def run_child(stage: str, input_dir: str, output_dir: str) -> None:
                       "rss_peak_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, "rss_before_kb": rss_before}))
 
 
+def reference_child(input_dir: str, output_dir: str) -> None:
+    """In a fresh process: whether the dedup output in `output_dir` decides every document as the single-process
+    reference does on `input_dir`; print one JSON line."""
+    import importlib.util
+
+    from tasks.common.shards import read_table
+    from tasks.config import Params
+
+    spec = importlib.util.spec_from_file_location("dedup_reference", ROOT / "benchmarks" / "dedup_reference.py")
+    reference = sys.modules.setdefault("dedup_reference", importlib.util.module_from_spec(spec))
+    spec.loader.exec_module(reference)
+    started = time.perf_counter()
+    expected = reference.reference_decisions(Path(input_dir), Params().dedup)
+    seconds = time.perf_counter() - started
+    dropped = read_table(Path(output_dir) / "dropped", columns=["id", "drop_reason", "duplicate_of"])
+    got = {i: (r, d) for i, r, d in zip(*(dropped.column(c).to_pylist() for c in ("id", "drop_reason", "duplicate_of")))
+           if r != "duplicate_id"}
+    kept = read_table(Path(output_dir), columns=["id"]).column("id").to_pylist()
+    print(json.dumps({"identical": got == expected and not set(kept) & set(expected), "reference_seconds": seconds,
+                      "dropped": len(got), "reference_dropped": len(expected)}))
+
+
 def measure(stage: str, input_dir: Path, work: Path, env_extra: dict | None = None) -> dict:
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
     env.update(env_extra or {})
@@ -78,6 +103,21 @@ def measure(stage: str, input_dir: Path, work: Path, env_extra: dict | None = No
     if proc.returncode:
         raise RuntimeError(f"{stage} on {input_dir} failed:\n{proc.stderr[-3000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def compare_with_reference(work: Path, size: int, small: int, large: int) -> dict:
+    """`kept_identical_<size/1000>k`: the dedup output at `size` documents against the single-process reference."""
+    docs = work / f"docs{size}"
+    if size not in (small, large):
+        build_corpus(docs, size)
+        measure("dedup", docs, work)
+    proc = subprocess.run([sys.executable, __file__, "--reference-child", str(docs), str(work / f"dedup-{docs.name}-0")],
+                          capture_output=True, text=True, timeout=7200)
+    if proc.returncode:
+        raise RuntimeError(f"the dedup reference on {docs} failed:\n{proc.stderr[-3000:]}")
+    found = json.loads(proc.stdout.strip().splitlines()[-1])
+    print(f"dedup reference at {size} docs: {json.dumps(found)}", flush=True)
+    return {f"kept_identical_{size // 1000}k": found["identical"], f"reference_seconds_{size // 1000}k": round(found["reference_seconds"], 1)}
 
 
 def start_cluster(folder: Path) -> str:
@@ -104,12 +144,19 @@ def main() -> None:
     parser.add_argument("--sizes", default="4000,16000", help="two document counts")
     parser.add_argument("--stages", default="clean,dedup")
     parser.add_argument("--no-cluster", action="store_true", help="skip the 2-node cluster comparison")
+    parser.add_argument("--reference-size", type=int, help="documents of the dedup comparison with the single-process "
+                        "reference (default: the larger size; 0: none)")
     parser.add_argument("--child", nargs=3, metavar=("STAGE", "INPUT", "OUTPUT"), help=argparse.SUPPRESS)
+    parser.add_argument("--reference-child", nargs=2, metavar=("INPUT", "OUTPUT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         run_child(*args.child)
         return
+    if args.reference_child:
+        reference_child(*args.reference_child)
+        return
     small, large = sorted(int(s) for s in args.sizes.split(","))
+    compare = large if args.reference_size is None else args.reference_size
     stages = args.stages.split(",")
     result: dict = {"sizes": [small, large]}
     with tempfile.TemporaryDirectory() as tmp:
@@ -122,6 +169,8 @@ def main() -> None:
                                            f"RSS {r['rss_peak_kb'] / 1e3:.0f} MB" for n, r in runs.items()), flush=True)
             result.update(figures(stage, small, large, runs))
             result[f"local_docs_per_s_{stage}"] = round(large / runs[large]["seconds"], 1)
+            if stage == "dedup" and compare:
+                result.update(compare_with_reference(work, compare, small, large))
         if not args.no_cluster:
             cluster = Path(tempfile.mkdtemp(prefix="rc", dir="/tmp"))  # short: Unix socket paths
             try:

@@ -267,7 +267,10 @@ def _edges(a: list[bytes], b: list[bytes]) -> pa.Table:
 
 def lsh_edges(num_partitions: int, *parts: pa.Table) -> tuple:
     """Pass 4: star edges (bucket's min key, other member) of every (band, value) bucket -> by head key."""
-    rows = _sorted(concat(parts, BAND_SCHEMA), "band", "value", "key")
+    rows = _sorted(concat(parts, BAND_SCHEMA), "band", "value")
+    band, value = rows.column("band").to_numpy(), rows.column("value").to_numpy()
+    single = _run_starts(band, value) & np.r_[_run_starts(band, value)[1:], True]  # the only member of its bucket
+    rows = _sorted(rows.filter(pa.array(~single)), "band", "value", "key")  # most rows are alone in their bucket
     keys = rows.column("key").to_pylist()
     start = _run_starts(rows.column("band").to_numpy(), rows.column("value").to_numpy())
     head = np.maximum.accumulate(np.where(start, np.arange(len(keys)), 0))

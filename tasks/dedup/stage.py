@@ -95,6 +95,7 @@ def _sum(dicts: list[dict]) -> Counter:
 def _near_edges(tasks: Tasks, cfg: DedupConfig, by_value: list, members: list, slices: list, parts: int, stats: Counter) -> list:
     """LSH candidate pairs, verified where `cfg.verify`: per partition, both directions of the merged pairs."""
     edges = [tasks.submit(passes.lsh_edges, parts, *column(by_value, p), returns=parts) for p in range(parts)]
+    by_value.clear()  # the band rows are freed once the tasks that read them are done
     if not cfg.verify:
         unique = [tasks.submit(passes.unique_edges, False, parts, *column(edges, p), returns=parts + 1) for p in range(parts)]
         stats.update(_sum(tasks.get([u[-1] for u in unique])))
@@ -104,8 +105,10 @@ def _near_edges(tasks: Tasks, cfg: DedupConfig, by_value: list, members: list, s
     del edges
     pairs, needed = [u[0] for u in unique], [u[1 : 1 + parts] for u in unique]
     stats.update(_sum(tasks.get([u[-1] for u in unique])))
+    del unique
     wanted = [tasks.submit(passes.needed_members, len(slices), members[p], *column(needed, p), returns=len(slices))
               for p in range(parts)]
+    del needed
     shingles = [tasks.submit(passes.slice_shingles, spec, cfg, parts, *column(wanted, s), returns=parts)
                 for s, spec in enumerate(slices)]
     attached = [tasks.submit(passes.attach_a_side, parts, pairs[p], *column(shingles, p), returns=parts + 1) for p in range(parts)]
@@ -151,13 +154,15 @@ def plan_dedup(input_dir: str | Path, scratch: str, cfg: DedupConfig, num_worker
     exact = [tasks.submit(passes.exact_and_bands, cfg, parts, *column([r[1 : 1 + parts] for r in reduced], p), returns=2 * parts)
              for p in range(parts)]
     del reduced
+    by_keeper, by_value = [e[:parts] for e in exact], [e[parts:] for e in exact]
+    del exact
     labels, rounds = [None] * parts, 0
     if cfg.fuzzy:
-        directed = _near_edges(tasks, cfg, [e[parts:] for e in exact], members, slices, parts, stats)
+        directed = _near_edges(tasks, cfg, by_value, members, slices, parts, stats)
         labels, rounds = _components(tasks, directed, parts)
-    final = [tasks.submit(passes.final_status, parts, labels[p], *column([e[:parts] for e in exact], p), returns=parts + 1)
-             for p in range(parts)]
-    del exact, labels
+    by_value.clear()
+    final = [tasks.submit(passes.final_status, parts, labels[p], *column(by_keeper, p), returns=parts + 1) for p in range(parts)]
+    del by_keeper, labels
     stats.update(_sum(tasks.get([f[-1] for f in final])))
     dropped = [tasks.submit(passes.dropped_members, parts, members[p], *column([f[:parts] for f in final], p), returns=parts)
                for p in range(parts)]

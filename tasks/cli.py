@@ -20,19 +20,20 @@ from pathlib import Path
 
 from tasks.ablate.experiments import AblationError
 from tasks.common.config import ConfigError
-from tasks.common.inputs import InputError, check_stage_inputs, disk_full_line, is_disk_full
+from tasks.common.inputs import InputError, check_stage_inputs, check_stage_output, disk_full_line, is_disk_full
 from tasks.common.logs import configure_logging
-from tasks.common.shards import MissingInputError
+from tasks.common.shards import MissingInputError, location
 from tasks.stages import ORDER, STAGES
 
 
 def _stage_parser(sub, name: str) -> argparse.ArgumentParser:
     spec = STAGES[name]
     p = sub.add_parser(name, help=f"run the {name} stage")
-    p.add_argument("--input", type=Path, default=Path(spec.input) if spec.input else None,
-                   help=f"input path (default: {spec.input or 'from params.yaml'})")
-    p.add_argument("--output", type=Path, default=Path(spec.output), help=f"output path (default: {spec.output})")
-    p.add_argument("--metrics", type=Path, default=None,
+    p.add_argument("--input", type=location, default=Path(spec.input) if spec.input else None,
+                   help=f"input path or URI such as s3://bucket/prefix (default: {spec.input or 'from params.yaml'})")
+    p.add_argument("--output", type=location, default=Path(spec.output),
+                   help=f"output path or URI (default: {spec.output})")
+    p.add_argument("--metrics", type=location, default=None,
                    help=f"metrics JSON (default: {spec.metrics} for the pipeline's paths, else OUTPUT.metrics.json)")
     return p
 
@@ -84,12 +85,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _metrics_path(args, spec) -> Path:
+def _metrics_path(args, spec) -> str | Path:
     if args.metrics:
         return args.metrics
     if args.output == Path(spec.output):
         return spec.metrics
-    return args.output.with_name(args.output.name + ".metrics.json")
+    return f"{str(args.output).rstrip('/')}.metrics.json"
 
 
 def _run_stage(args) -> int:
@@ -111,6 +112,7 @@ def _run_stage(args) -> int:
     params = load_params(args.params, overrides)
     extra = [Path(p) for p in spec.extra_inputs]
     check_stage_inputs(spec.name, args.input, extra)
+    check_stage_output(args.output)
     execute(spec.name, spec.load(), params, args.input, args.output, _metrics_path(args, spec), extra)
     return 0
 

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from tasks.common.shards import DROPPED
+from tasks.common.shards import DROPPED, is_uri, list_shards, prepare_output
 
 MODEL_STAGES = ("anneal", "sft", "evaluate")
 """Stages whose `--input` is a model folder."""
@@ -91,18 +91,35 @@ def check_model(folder: Path) -> None:
                          "(models/<stage>) or `save_pretrained`")
 
 
-def check_stage_inputs(stage: str, input_path: Path | None, extra_inputs: Iterable[Path] = (), *,
+def check_uri_input(uri: str) -> None:
+    """An input on an object store: it must be reachable, readable and hold a stage folder (or a shard);
+    `list_shards` raises `MissingInputError` naming it otherwise. Footers are read by the stage itself."""
+    list_shards(uri)
+
+
+def check_stage_inputs(stage: str, input_path: str | Path | None, extra_inputs: Iterable[Path] = (), *,
                        model_input: bool | None = None) -> None:
-    """Raise `InputError` when an existing input of `stage` cannot be used (missing paths are the stage's)."""
+    """Raise `InputError` when an existing input of `stage` cannot be used (missing local paths are the stage's;
+    an unreachable, forbidden or missing URI is `MissingInputError` here, before any work)."""
     model_input = stage in MODEL_STAGES if model_input is None else model_input
-    if input_path is not None and input_path.exists():
+    if input_path is not None and is_uri(input_path):
         if model_input:
-            check_model(input_path)
+            raise InputError(f"model '{input_path}' must be a local folder: copy it to this machine first")
+        check_uri_input(str(input_path))
+    elif input_path is not None and Path(input_path).exists():
+        if model_input:
+            check_model(Path(input_path))
         elif stage not in RAW_INPUT_STAGES:
-            check_shards(input_path)
+            check_shards(Path(input_path))
     for extra in extra_inputs:
         if extra.exists():
             check_shards(extra)
+
+
+def check_stage_output(output_path: str | Path | None) -> None:
+    """An output on an object store must be writable (bucket exists, permission): one line before any work."""
+    if output_path is not None and is_uri(output_path):
+        prepare_output(output_path)
 
 
 def error_chain(err: BaseException) -> list[BaseException]:

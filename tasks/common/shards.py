@@ -73,6 +73,33 @@ def filesystem(uri: str | Path) -> tuple[pafs.FileSystem, str]:
     return pafs.LocalFileSystem(), os.path.abspath(text)
 
 
+def is_uri(location: str | Path) -> bool:
+    """Whether a stage location names an object store or another filesystem by scheme (`s3://...`)."""
+    return "://" in str(location)
+
+
+def location(text: str) -> str | Path:
+    """A command-line location: a URI stays a string (`Path` would fold `s3://b` into `s3:/b`), a local path
+    becomes a `Path`."""
+    return text if is_uri(text) else Path(text)
+
+
+def location_name(location: str | Path) -> str:
+    """The last component of a location (`s3://b/corpus/clean` -> `clean`)."""
+    return str(location).rstrip("/").rsplit("/", 1)[-1]
+
+
+def report_folder(output: str | Path, default_output: str | Path, default_reports: str | Path) -> Path:
+    """Where a stage writes its report files (charts, tables), always on the local disk: `default_reports`
+    for the pipeline's own output, `<output>.reports` next to any other local output, and
+    `./<name>.reports` for an output on an object store."""
+    if not is_uri(output) and Path(output) == Path(default_output):
+        return Path(default_reports)
+    if is_uri(output):
+        return Path(f"{location_name(output)}.reports")
+    return Path(output).with_name(Path(output).name + ".reports")
+
+
 def join(uri: str | Path, name: str) -> str:
     """`uri/name` for a URI or a local path."""
     text = str(uri)
@@ -171,11 +198,16 @@ def atomic_dir(target: str | Path) -> Iterator[Path]:
 
 
 def write_json(path: str | Path, obj: Any) -> None:
-    """Write JSON atomically (temp file, then rename)."""
+    """Write JSON atomically (a temporary file renamed over `path` on a local disk; one upload on an object store)."""
+    data = (json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n").encode()
+    if is_uri(path):
+        fs, target = filesystem(path)
+        _put(fs, target, data)
+        return
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
+    tmp.write_bytes(data)
     tmp.replace(path)
 
 

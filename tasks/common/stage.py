@@ -26,7 +26,7 @@ import pyarrow.compute as pc
 
 from tasks.common.config import flatten
 from tasks.common.progress import Progress
-from tasks.common.shards import ShardWriter, atomic_dir, write_json
+from tasks.common.shards import ShardWriter, atomic_dir, is_uri, write_json
 from tasks.common.tracking import Tracker, log_stage_outputs, stage_run
 
 log = logging.getLogger("cookbook")
@@ -114,9 +114,9 @@ def execute(
     stage: str,
     run: Callable[..., dict[str, Any]],
     params,
-    input_path: Path | None,
-    output_path: Path,
-    metrics_path: Path,
+    input_path: str | Path | None,
+    output_path: str | Path,
+    metrics_path: str | Path,
     extra_inputs: list[Path] = (),
 ) -> dict[str, Any]:
     """Run one stage under tracking; write and return its metrics."""
@@ -129,7 +129,10 @@ def execute(
         check_conservation(stage, metrics)
         write_json(metrics_path, metrics)
         tracker.log_metrics(metrics)
-        tracker.log_artifact(metrics_path)
+        if is_uri(metrics_path):
+            tracker.log_dict(metrics, f"{stage}.metrics.json")
+        else:
+            tracker.log_artifact(metrics_path)
         log_stage_outputs(tracker, [output_path])
     log.info("%s done in %.1fs -> %s", stage, metrics["seconds"], output_path)
     return metrics

@@ -4,7 +4,9 @@ The runner maps a function from an S3 prefix to another on local Ray: the worker
 the bucket themselves and the stage commits by its manifest there; a missing prefix fails with one line.
 """
 
+import logging
 import os
+from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.fs as pafs
@@ -13,6 +15,8 @@ import pytest
 
 from tasks.common.runner import map_to_shards
 from tasks.common.shards import MANIFEST, MissingInputError, filesystem, list_shards, read_manifest, read_table
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def drop_odd(batch: pa.Table) -> pa.Table:
@@ -27,6 +31,7 @@ def s3_bucket():
     import ray
     from moto.server import ThreadedMotoServer
 
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # the server's request log is not the CLI's output
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()
@@ -69,3 +74,29 @@ def test_a_missing_prefix_names_itself(s3_bucket):
     pq.write_table(pa.table({"x": [1]}), path, filesystem=fs)
     with pytest.raises(MissingInputError, match="output 's3://no-such-bucket/out' cannot be written"):
         map_to_shards(drop_odd, f"{s3_bucket}/small", "s3://no-such-bucket/out")
+
+
+def cookbook(*args: str) -> int:
+    """`cookbook ARGS` (tracking off) in this process, as a user types it; returns the exit status."""
+    from tasks.cli import main
+
+    return main([*args, "--params", str(ROOT / "params.yaml"), "--set", "tracking.enabled=false"])
+
+
+@pytest.mark.parametrize("args, env, expected", [
+    (["--input", "s3://corpus/no-such-prefix", "--output", "s3://corpus/out"], {}, "input 's3://corpus/no-such-prefix' does not exist"),
+    (["--input", "s3://no-such-bucket/x", "--output", "s3://corpus/out"], {}, "input 's3://no-such-bucket/x' does not exist"),
+    (["--input", "s3://corpus/x", "--output", "s3://no-such-bucket/out"], {}, "output 's3://no-such-bucket/out' cannot be written"),
+    (["--input", "s3://corpus/x", "--output", "s3://corpus/out"], {"AWS_ENDPOINT_URL": "http://127.0.0.1:9"}, "input 's3://corpus/x' cannot be read"),
+])
+def test_the_cli_names_an_unusable_uri_in_one_line_before_any_work(s3_bucket, args, env, expected, monkeypatch, capsys):
+    fs, path = filesystem(f"{s3_bucket}/x/part-0.parquet")
+    pq.write_table(pa.table({"x": [1]}), path, filesystem=fs)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    assert cookbook("clean", *args) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and expected in lines[0], lines
+    monkeypatch.undo()
+    assert not filesystem(f"{s3_bucket}/out")[0].get_file_info(pafs.FileSelector("corpus/out", allow_not_found=True)), \
+        "nothing was written"

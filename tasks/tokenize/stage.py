@@ -1,66 +1,172 @@
-"""The `tokenize` stage: train the BPE tokenizer on the pretraining data, then tokenize and pack every training part.
+"""The `tokenize` stage: train the BPE tokenizer on a sample of the pretraining data, then tokenize every
+training part into per-slice token shards with an index that the training loader reads.
 
     cookbook tokenize --input data/decontaminate --output data/tokenize [--set tokenize.seq_len=512]
 
 Input: a decontaminate output, whose `pretrain_part` folder is the pretraining mix and whose `anneal_parts`
 (algorithmic, synthetic) are the annealing high-quality sources; or any folder of document shards (pretraining
-data alone). Steps: (1) a seeded sample of about `train_sample_bytes` of the pretraining documents trains the
-byte-level BPE (`tokenizer.py`), saved in HF format under `<output>/tokenizer/`; (2) the Ray runner maps
-`encode_batch` over all shards in parallel; (3) the driver streams the ids, in input order, into `tokens.bin`
-and cuts it into `seq_len` sequences (`packing.py`); (4) `meta.json` records what a training stage must check
-before it trusts the data (vocab size, dtype, seq_len, tokenizer hash, part) and the counts.
+data alone). Steps, all on the Ray workers through `tasks/common/runner.py` (the driver holds counts per slice,
+never a text or a row per document):
+(1) a seeded sample by id of about `train_sample_bytes` of the pretraining documents trains the byte-level BPE
+    in one task (`training_sample.py`), saved in HF format under `<output>/tokenizer/` and each part's folder;
+(2) `map_to_shards` gives each slice of documents to a task that encodes it, writes its token shard and
+    returns a row per document (`packing.encode_slice`): kept documents, with their shard and offset, are the
+    folder's Parquet rows, documents without text go to `dropped/` as `empty_text`, a repeated id as
+    `duplicate_id`;
+(3) `meta.json`, written last, is the index the loader reads: the shards in slice order with their token and
+    document counts, and what a training stage must check before it trusts the data (vocab size, dtype,
+    seq_len, tokenizer hash, part). The stream of ids (and so every packed sequence) is the one the former
+    single-file layout had, shard after shard.
 
 Layout: `<output>/` is the packed pretraining data (what `pretrain` reads and `anneal` replays), and
 `<output>/<part>/` each annealing part packed with the same tokenizer (with its own copy of `tokenizer/`), so
-`anneal.sources` can mix them by weight. An empty part gets a folder with zero sequences. The output folder
-is written atomically.
+`anneal.sources` can mix them by weight. An empty part gets a folder with zero sequences. A run first removes
+the old `meta.json` files, so a killed run leaves no output that a reader would take (never a mix); token
+shards are content-addressed, and those no index lists are deleted once the new index is written.
 """
 
 from __future__ import annotations
 
+import json
 import logging
-import os
-import shutil
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.fs as pafs
 
-from tasks.common.runner import map_batches
-from tasks.common.shards import MissingInputError, atomic_dir, count_rows, iter_batches, list_shards, write_json
+from tasks.common.runner import map_batches, map_items, map_to_shards
+from tasks.common.shards import MissingInputError, _put, commit_parts, count_rows, filesystem, join, list_shards, prepare_output
 from tasks.tokenize.config import TokenizeConfig
-from tasks.tokenize.packing import META_FILE, TOKENIZER_DIR, TOKENS_FILE, encode_batch, flat_ids, token_dtype
-from tasks.tokenize.tokenizer import SPECIAL_TOKENS, save_tokenizer, train_bpe
+from tasks.tokenize.packing import (META_FILE, TOKENIZER_DIR, TOKENS_DIR, encode_slice, flat_ids, packed_counts, shard_summary,
+                                    token_dtype)
+from tasks.tokenize.tokenizer import SPECIAL_TOKENS
+from tasks.tokenize.training_sample import SAMPLE_DIR, text_bytes, train_on_sample, write_training_sample
 
 log = logging.getLogger(__name__)
 
-
-def corpus_bytes(input_dir: Path) -> int:
-    total = 0
-    for batch in iter_batches(input_dir, batch_size=4096, columns=["text"]):
-        total += int(pc.sum(pc.binary_length(batch.column("text"))).as_py() or 0)
-    return total
+WHOLE_SLICE = 1 << 40
+"""`batch_size` handed to the runner: one call of the task body per slice (one token shard, one sample part)."""
 
 
-def training_sample(input_dir: Path, cfg: TokenizeConfig) -> Iterator[str]:
-    """Seeded uniform sample of documents totalling about `train_sample_bytes`."""
-    keep = min(1.0, cfg.train_sample_bytes / max(1, corpus_bytes(input_dir)))
-    rng = np.random.default_rng(cfg.seed)
-    for batch in iter_batches(input_dir, batch_size=1024, columns=["text"]):
-        texts = batch.column("text").to_pylist()
-        for text, draw in zip(texts, rng.random(len(texts))):
-            if text and draw < keep:
-                yield text[: cfg.max_doc_chars_for_training]
+def write_meta(folder: str | Path, meta: dict) -> None:
+    """Write a folder's `meta.json` whole or not at all (the commit of that folder)."""
+    fs, path = filesystem(folder)
+    _put(fs, f"{path}/{META_FILE}", (json.dumps(meta, indent=2, sort_keys=True) + "\n").encode())
+
+
+def remove_meta(folder: str | Path) -> None:
+    """Un-commit a folder before it is rewritten: without `meta.json` no reader takes it for data."""
+    fs, path = filesystem(folder)
+    if fs.get_file_info(f"{path}/{META_FILE}").type == pafs.FileType.File:
+        fs.delete_file(f"{path}/{META_FILE}")
+
+
+def delete_unlisted_shards(folder: str | Path, shards: list[dict]) -> None:
+    """Delete the token shards of `folder` that its index does not list (left by an earlier or killed run)."""
+    fs, path = filesystem(join(folder, TOKENS_DIR))
+    listed = {Path(s["file"]).name for s in shards}
+    if fs.get_file_info(path).type != pafs.FileType.Directory:
+        return
+    for entry in fs.get_file_info(pafs.FileSelector(path)):
+        if entry.type == pafs.FileType.File and entry.base_name not in listed:
+            fs.delete_file(entry.path)
+
+
+def input_parts(input: str | Path, cfg: TokenizeConfig) -> tuple[str | Path, dict[str, str]]:
+    """(pretraining documents, {annealing part: documents}): a decontaminate output holds parts as sub-folders
+    (`pretrain_part`, `anneal_parts`); a folder of shards is pretraining data alone."""
+    if list_shards(input):
+        return input, {}
+    fs, path = filesystem(input)
+    missing = [p for p in (cfg.pretrain_part, *cfg.anneal_parts) if fs.get_file_info(f"{path}/{p}").type != pafs.FileType.Directory]
+    if missing:
+        raise MissingInputError(f"{input}: no shards and no part folder(s) {', '.join(missing)}: run `cookbook decontaminate` "
+                                f"first, or pass --input a folder of document shards")
+    return join(input, cfg.pretrain_part), {p: join(input, p) for p in cfg.anneal_parts}
+
+
+def train_tokenizer(params, docs: str | Path, output: str | Path, targets: list[str]) -> dict:
+    """Train the BPE on the seeded sample of `docs` (steps in `training_sample.py`); save it into `targets`;
+    return its hash, vocabulary size, sample size and training seconds."""
+    cfg: TokenizeConfig = params.tokenize
+    compute = params.compute
+    kwargs = dict(num_workers=compute.num_workers, batch_size=WHOLE_SLICE, ray_address=compute.ray_address)
+    total = sum(int(t["bytes"][0].as_py()) for t in map_batches(text_bytes, docs, columns=["text"], **kwargs))
+    keep = min(1.0, cfg.train_sample_bytes / max(1, total))
+    folder = join(output, SAMPLE_DIR)
+    written = list(map_batches(write_training_sample, docs, columns=["id", "text"], fn_kwargs={
+        "seed": cfg.seed, "keep": keep, "max_chars": cfg.max_doc_chars_for_training, "folder": folder}, **kwargs))
+    parts = [p for t in written for p in t["part"].to_pylist()]
+    sample_rows = sum(int(pc.sum(t["rows"]).as_py()) for t in written)
+    commit_parts(folder, parts, sample_rows)
+    item = {"folder": folder, "parts": json.dumps(parts), "targets": json.dumps(targets)}
+    (result,) = map_items(train_on_sample, [item], fn_kwargs={"vocab_size": cfg.vocab_size, "min_frequency": cfg.min_frequency,
+                                                             "seq_len": cfg.seq_len}, num_workers=1, batch_size=1,
+                          ray_address=compute.ray_address)
+    row = result.to_pylist()[0]
+    return {**row, "sample_documents": sample_rows, "sample_keep": keep}
+
+
+def pack_folder(params, docs: str | Path, folder: str | Path, meta: dict) -> dict:
+    """Tokenize `docs` into `folder` (token shards, kept and dropped document rows), then commit its index
+    (`meta.json`, written last); return the stage counts of the part and its index counts."""
+    cfg: TokenizeConfig = params.tokenize
+    compute = params.compute
+    tokenizer = join(folder, TOKENIZER_DIR)
+    counts = map_to_shards(encode_slice, docs, folder, fn_kwargs={
+        "tokenizer_dir": tokenizer, "tokenizer_hash": meta["tokenizer_hash"], "output": str(folder), "dtype": meta["dtype"],
+        "encode_rows": cfg.batch_size}, num_workers=compute.num_workers, batch_size=WHOLE_SLICE,
+        ray_address=compute.ray_address, summarize=shard_summary)
+    shards = [{"file": name, **c} for name, c in counts.pop("summary").get("shards", {}).items()]
+    index = packed_counts(shards, cfg.seq_len)
+    if index["num_documents"] != counts["rows_kept"]:
+        raise RuntimeError(f"{folder}: the token shards hold {index['num_documents']} documents, the kept rows {counts['rows_kept']}")
+    write_meta(folder, {**meta, **index, "num_empty": counts["dropped_by_reason"].get("empty_text", 0), "shards": shards})
+    delete_unlisted_shards(folder, shards)
+    return {**counts, **index}
+
+
+def run(params, input: Path | None, output: Path, tracker) -> dict:
+    cfg: TokenizeConfig = params.tokenize
+    pretrain_docs, anneal_docs = input_parts(input, cfg)
+    rows_in = count_rows(pretrain_docs) + sum(count_rows(p) for p in anneal_docs.values())
+    prepare_output(output)
+    for folder in [output, *(join(output, part) for part in anneal_docs)]:
+        remove_meta(folder)
+    folders = {cfg.pretrain_part: str(output), **{part: join(output, part) for part in anneal_docs}}
+    tok = train_tokenizer(params, pretrain_docs, output, [join(f, TOKENIZER_DIR) for f in folders.values()])
+    log.info("tokenizer trained in %.1fs on %d documents: %d tokens, hash %s", tok["seconds"], tok["sample_documents"],
+             tok["vocab_size"], tok["tokenizer_hash"][:12])
+    meta = {"vocab_size": tok["vocab_size"], "dtype": token_dtype(tok["vocab_size"]).name, "seq_len": cfg.seq_len,
+            "tokenizer_hash": tok["tokenizer_hash"], "special_tokens": list(SPECIAL_TOKENS), "eos_token_id": SPECIAL_TOKENS.index("</s>")}
+    parts = {part: pack_folder(params, docs, folders[part], {**meta, "part": part, "high_quality": True})
+             for part, docs in anneal_docs.items()}
+    counts = pack_folder(params, pretrain_docs, output, {**meta, "part": cfg.pretrain_part, "high_quality": False})
+    every = [counts, *parts.values()]
+    dropped_by_reason: dict[str, int] = {}
+    for part in every:
+        for reason, n in part["dropped_by_reason"].items():
+            dropped_by_reason[reason] = dropped_by_reason.get(reason, 0) + n
+    # rows_in comes from the input shards' metadata, kept and dropped from the workers' rows: a lost slice fails
+    # the conservation check instead of passing as an identity.
+    metrics = {"rows_in": rows_in, "rows_kept": sum(p["rows_kept"] for p in every), "rows_dropped": sum(p["rows_dropped"] for p in every),
+               "dropped_by_reason": dict(sorted(dropped_by_reason.items())), "tokenizer_train_seconds": round(tok["seconds"], 3),
+               "tokenizer_sample_documents": tok["sample_documents"], "token_bytes": counts["num_tokens"] * np.dtype(meta["dtype"]).itemsize,
+               **meta, **{k: v for k, v in counts.items() if k.startswith("num_")}, "num_empty": dropped_by_reason.get("empty_text", 0),
+               "anneal_parts": {part: {k: v for k, v in c.items() if k.startswith("num_") or k.startswith("rows_")} for part, c in parts.items()}}
+    if "://" not in str(output):
+        tracker.log_artifact(Path(output) / META_FILE)
+    return metrics
 
 
 def pack_to_file(tables, path: Path, dtype: np.dtype, seq_len: int) -> dict:
-    """Append every batch's ids to `path`, then cut the tail that does not fill a sequence.
+    """One process packs `encode_batch` results into a single `tokens.bin` of whole sequences (the one-file layout
+    `PackedTokens` still reads; tests and benchmarks build small token folders with it, the stage does not).
 
-    `num_documents` counts the documents packed (at least one id), `num_empty` those `encode_batch` gave no ids
-    (no text): both are counted from the encoded rows, so the stage's rows in = kept + dropped is a check.
-    """
+    `num_documents` counts the documents packed (at least one id), `num_empty` those without ids."""
     num_docs = num_empty = num_tokens = 0
     with open(path, "wb") as f:
         for table in tables:
@@ -74,57 +180,3 @@ def pack_to_file(tables, path: Path, dtype: np.dtype, seq_len: int) -> dict:
         f.truncate(num_sequences * seq_len * dtype.itemsize)
     return {"num_documents": num_docs, "num_empty": num_empty, "num_tokens": num_tokens, "num_sequences": num_sequences,
             "num_tokens_packed": num_sequences * seq_len, "num_tokens_dropped_tail": num_tokens - num_sequences * seq_len}
-
-
-def input_parts(input: Path, cfg: TokenizeConfig) -> tuple[Path, dict[str, Path]]:
-    """(pretraining documents, {annealing part: documents}): a decontaminate output holds parts as sub-folders
-    (`pretrain_part`, `anneal_parts`); a folder of shards is pretraining data alone."""
-    if list_shards(input):
-        return input, {}
-    missing = [p for p in (cfg.pretrain_part, *cfg.anneal_parts) if not (input / p).is_dir()]
-    if missing:
-        raise MissingInputError(f"{input}: no shards and no part folder(s) {', '.join(missing)}: run `cookbook decontaminate` "
-                                f"first, or pass --input a folder of document shards")
-    return input / cfg.pretrain_part, {p: input / p for p in cfg.anneal_parts}
-
-
-def pack_folder(params, docs: Path, folder: Path, tokenizer_dir: Path, meta: dict) -> dict:
-    """Tokenize and pack one folder of documents into `folder` (tokens.bin + meta.json); return its counts."""
-    cfg: TokenizeConfig = params.tokenize
-    tables = [] if count_rows(docs) == 0 else map_batches(  # an empty part costs no Ray dataset
-        encode_batch, docs, fn_kwargs={"tokenizer_dir": str(tokenizer_dir.resolve())}, num_workers=params.compute.num_workers,
-        batch_size=cfg.batch_size, ray_address=params.compute.ray_address, columns=["text"])
-    folder.mkdir(parents=True, exist_ok=True)
-    counts = pack_to_file(tables, folder / TOKENS_FILE, np.dtype(meta["dtype"]), cfg.seq_len)
-    write_json(folder / META_FILE, {**meta, **counts})
-    return counts
-
-
-def run(params, input: Path | None, output: Path, tracker) -> dict:
-    cfg: TokenizeConfig = params.tokenize
-    pretrain_docs, anneal_docs = input_parts(Path(input), cfg)
-    rows_in = count_rows(pretrain_docs) + sum(count_rows(p) for p in anneal_docs.values())
-    with atomic_dir(output) as tmp:
-        started = time.monotonic()
-        tok = train_bpe(training_sample(pretrain_docs, cfg), cfg.vocab_size, cfg.min_frequency)
-        tok_hash = save_tokenizer(tok, tmp / TOKENIZER_DIR, cfg.seq_len)
-        train_s = time.monotonic() - started
-        vocab_size = tok.get_vocab_size()
-        log.info("tokenizer trained in %.1fs: %d tokens, hash %s", train_s, vocab_size, tok_hash[:12])
-        meta = {"vocab_size": vocab_size, "dtype": token_dtype(vocab_size).name, "seq_len": cfg.seq_len, "tokenizer_hash": tok_hash,
-                "special_tokens": list(SPECIAL_TOKENS), "eos_token_id": SPECIAL_TOKENS.index("</s>")}
-        counts = pack_folder(params, pretrain_docs, tmp, tmp / TOKENIZER_DIR, {**meta, "part": cfg.pretrain_part, "high_quality": False})
-        parts = {}
-        for part, docs in anneal_docs.items():
-            shutil.copytree(tmp / TOKENIZER_DIR, tmp / part / TOKENIZER_DIR)
-            parts[part] = pack_folder(params, docs, tmp / part, tmp / TOKENIZER_DIR, {**meta, "part": part, "high_quality": True})
-    num_documents = counts["num_documents"] + sum(c["num_documents"] for c in parts.values())
-    num_empty = counts["num_empty"] + sum(c["num_empty"] for c in parts.values())
-    # rows_in comes from the input shards' metadata, kept and dropped from the encoded rows: a lost batch fails
-    # the conservation check instead of passing as an identity.
-    metrics = {"rows_in": rows_in, "rows_kept": num_documents, "rows_dropped": num_empty,
-               "dropped_by_reason": {"empty_text": num_empty} if num_empty else {},
-               "tokenizer_train_seconds": round(train_s, 3), "tokens_bin_bytes": os.path.getsize(output / TOKENS_FILE),
-               **meta, **counts, "anneal_parts": parts}
-    tracker.log_artifact(output / META_FILE)
-    return metrics

@@ -81,6 +81,11 @@ def tokenizer_hash(folder: str | Path) -> str:
 
 
 @lru_cache(maxsize=4)
-def load_fast(folder: str) -> Tokenizer:
-    """The raw `tokenizers.Tokenizer` of a saved folder (cached per worker process)."""
-    return Tokenizer.from_file(str(Path(folder) / "tokenizer.json"))
+def load_fast(folder: str, expected_hash: str | None = None) -> Tokenizer:
+    """The raw `tokenizers.Tokenizer` of a saved folder (a local path or a URI), cached per worker process by
+    (folder, hash): a worker that served an earlier run with another tokenizer in the same folder reloads."""
+    from tasks.common.shards import filesystem
+
+    fs, path = filesystem(folder)
+    with fs.open_input_stream(f"{path}/tokenizer.json") as f:
+        return Tokenizer.from_str(f.read().decode())

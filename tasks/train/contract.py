@@ -4,19 +4,18 @@ Data from `tokenize` carries `meta.json` (vocab size, dtype, seq_len, tokenizer 
 its config and the hash of the tokenizer it was trained with (`cookbook.json`). Training refuses,
 with one line naming the mismatch and the fix, when: the tokenizer folder no longer matches the hash
 the data was packed with; the data was made with another tokenizer than the model; the vocabulary
-does not fit the embedding; the stored dtype cannot hold the vocabulary or the file size is wrong; the
-sequences are longer than the model's context.
+does not fit the embedding; the stored dtype cannot hold the vocabulary, or a token file `meta.json` lists
+is missing or has the wrong size; the sequences are longer than the model's context.
 """
 
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 from tasks.common.config import ConfigError
 from tasks.common.shards import MissingInputError
-from tasks.tokenize.packing import META_FILE, TOKENIZER_DIR, TOKENS_FILE, token_dtype
+from tasks.tokenize.packing import META_FILE, TOKENIZER_DIR, shard_file_problem, token_dtype
 from tasks.tokenize.tokenizer import tokenizer_hash
 
 
@@ -47,10 +46,9 @@ def check_data(data_dir: str | Path, *, vocab_size: int | None, max_positions: i
                             f"set tokenize.vocab_size <= {vocab_size} or use a preset with a larger vocabulary")
     if token_dtype(meta["vocab_size"]).name != meta["dtype"]:
         raise ContractError(f"{data_dir}: dtype {meta['dtype']} does not match vocab size {meta['vocab_size']}")
-    expected_bytes = meta["num_sequences"] * meta["seq_len"] * token_dtype(meta["vocab_size"]).itemsize
-    if os.path.getsize(data_dir / TOKENS_FILE) != expected_bytes:
-        raise ContractError(f"{data_dir / TOKENS_FILE}: {os.path.getsize(data_dir / TOKENS_FILE)} bytes, meta.json says "
-                            f"{expected_bytes}; the folder is corrupt, re-run tokenize")
+    problem = shard_file_problem(data_dir, meta)
+    if problem:
+        raise ContractError(f"{problem}; the folder is corrupt, re-run tokenize")
     if meta["seq_len"] > max_positions:
         raise ContractError(f"{data_dir}: seq_len {meta['seq_len']} exceeds the model context {max_positions}: "
                             f"set tokenize.seq_len <= {max_positions}")

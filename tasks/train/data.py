@@ -8,8 +8,10 @@ with weight 1 is plain shuffled sequential reading. Worker `rank` takes micro-ba
 [(m * world + rank) * micro, ...). Every rank computes the slot -> (source, sequence) map of the whole
 global batch (integers only) and reads only its own sequences, one vectorised read per source.
 
-A source is a `TokenSource`: `len()`, `seq_len`, `take(indices)`. Today's tokenize output (one `tokens.bin`)
-is one shard; `TokenShards` makes a list of shards (per-slice token files) one source with global indices.
+A source is a `TokenSource`: `len()`, `seq_len`, `take(indices)`. A tokenize output folder is one shard
+(`packing.PackedTokens`: the per-slice token files its `meta.json` lists, read as one stream of ids cut into
+sequences, which may span files; or the one-file layout); `TokenShards` makes a list of such folders one
+source with global indices.
 
 SFT data: tokenized examples stored flat (`sft_store.py`: ids, offsets, prompt lengths; memory-mapped), in a
 seeded permutation per epoch; a rank reads only its examples of the step.
@@ -83,7 +85,7 @@ class TokenShards:
 
 
 def open_tokens(folder: str) -> TokenShards:
-    """A packed source from today's tokenize output folder (one `tokens.bin`: one shard)."""
+    """A packed source from a tokenize output folder (its token files, as indexed by its `meta.json`)."""
     return TokenShards([PackedTokens(folder)])
 
 

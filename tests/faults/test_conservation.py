@@ -1,7 +1,7 @@
 """rows_in == kept + dropped is a check that fails when rows go missing (tokenize, curate count drops directly).
 
-Tokenize counts its input from the shards' metadata and kept/dropped from the encoded rows, so a batch the
-runner loses (simulated by dropping the last result table of the real Ray map) fails the conservation check;
+Tokenize counts its input from the shards' metadata and kept/dropped from the workers' rows, so a row a
+worker loses (simulated by a task body that drops the last row of its slice) fails the conservation check;
 curate counts each candidate where it is made, so a candidate missing from both pools and rejects fails it.
 """
 
@@ -30,6 +30,13 @@ def write_corpus(folder, num_docs: int = 40):
     return len(rows)
 
 
+def encode_slice_losing_a_row(batch, **kwargs):
+    """The tokenize task body with the last row of its slice lost."""
+    from tasks.tokenize.packing import encode_slice
+
+    return encode_slice(batch.slice(0, batch.num_rows - 1), **kwargs)
+
+
 def test_tokenize_counts_empty_documents_as_dropped_and_catches_a_lost_batch(tmp_path, monkeypatch):
     import tasks.tokenize.stage as tokenize
 
@@ -40,8 +47,7 @@ def test_tokenize_counts_empty_documents_as_dropped_and_catches_a_lost_batch(tmp
     assert (metrics["rows_in"], metrics["rows_kept"], metrics["rows_dropped"]) == (num_rows, num_rows - 1, 1)
     assert metrics["dropped_by_reason"] == {"empty_text": 1}
 
-    real_map = tokenize.map_batches
-    monkeypatch.setattr(tokenize, "map_batches", lambda *a, **kw: list(real_map(*a, **kw))[:-1])  # a lost batch
+    monkeypatch.setattr(tokenize, "encode_slice", encode_slice_losing_a_row)  # a row lost on a worker
     lossy = tokenize.run(params, tmp_path / "docs", tmp_path / "tok2", NullTracker())
     assert lossy["rows_kept"] + lossy["rows_dropped"] < lossy["rows_in"] == num_rows
     with pytest.raises(ConservationError):

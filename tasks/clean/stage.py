@@ -178,24 +178,34 @@ def report_dir(output: Path) -> Path:
 
 def write_chart(removed_by_rule: dict[str, dict], path: Path, top: int = 20) -> Path:
     """Horizontal bars of the `top` drop reasons on a log scale (a rule that removed 3 files stays visible next
-    to one that removed 600), each labelled with its count and its share of all removed files."""
+    to one that removed 600), each labelled with its count and its share of all removed files.
+
+    Drawn on the driver after the workers finished, so it is serial time of every run: margins are set from the
+    label length instead of `tight_layout` (which lays every tick label out twice) and only the decades are
+    labelled (0.3 s of CPU per run instead of 1 s on this machine)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import LogLocator, NullLocator
 
     total = sum(c.get("files", 0) for c in removed_by_rule.values()) or 1
     items = sorted(removed_by_rule.items(), key=lambda kv: (-kv[1].get("files", 0), kv[0]))[:top][::-1]
     counts = [c.get("files", 0) for _, c in items]
-    fig, ax = plt.subplots(figsize=(9, 0.35 * max(len(items), 3) + 1.2))
+    width, height = 9.0, 0.35 * max(len(items), 3) + 1.2
+    label_inches = 0.075 * max((len(name) for name, _ in items), default=8) + 0.2
+    fig, ax = plt.subplots(figsize=(width, height))
+    fig.subplots_adjust(left=min(0.6, label_inches / width), right=0.97, bottom=0.7 / height, top=1 - 0.45 / height)
     ax.barh([name for name, _ in items], counts, color="#4c72b0")
     ax.set_xscale("log")
+    ax.xaxis.set_major_locator(LogLocator(base=10))
+    ax.xaxis.set_minor_locator(NullLocator())
     for y, n in enumerate(counts):
         ax.text(n, y, f" {n} ({100 * n / total:.1f}%)", va="center", fontsize=7)
     ax.set_xlim(0.8, max(counts or [1]) * 4)
+    ax.tick_params(axis="y", labelsize=8)
     ax.set_xlabel(f"files removed (first failing rule; log scale; % of the {total} removed)")
     ax.set_title("clean: top drop reasons")
-    fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -22,7 +22,8 @@ next one (Ray object refs, O(slices x partitions) of them in the driver):
 6. decisions: exact copies follow their keeper to its component's kept unit; dropped units' documents are
    joined with their kept unit's (repo level: `duplicate_of` = the kept repo's file with the same path, else
    its first file; chunk level: a document goes when all its chunks go), grouped by input slice and written
-   to one small file per slice in a scratch folder next to the output (`<output>.scratch`, removed at the end);
+   to one small file per slice in a scratch folder next to the output (`<output>.scratch/<run>/`, removed at
+   the end);
 7. marking (`runner.map_to_shards` of `passes.mark_batch`): every slice task reads only its own slice's
    decisions, adds `drop_reason` (null, `exact_duplicate`, `near_duplicate`) and `duplicate_of` (the id of
    the kept row it duplicates) and writes kept and `dropped/` parts, committed by the folder's manifest.
@@ -34,6 +35,7 @@ and to the tracker. The single-process implementation this replaced is `benchmar
 from __future__ import annotations
 
 import logging
+import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -61,6 +63,11 @@ def report_dir(output: Path) -> Path:
 def scratch_folder(output: str | Path) -> str:
     """Where the per-slice decisions live between planning and marking: next to the output, never in it."""
     return str(output).rstrip("/") + ".scratch"
+
+
+def run_folder(scratch: str) -> str:
+    """A folder of its own for this run's decisions (workers cache a decisions file by its path)."""
+    return join(scratch, uuid.uuid4().hex)
 
 
 def decisions_path(scratch: str, index: int) -> str:
@@ -209,19 +216,22 @@ def run(params, input: Path | None, output: Path, tracker) -> dict[str, Any]:
     list_shards(input)  # a missing input fails here, before Ray starts
     ensure_ray(params.compute.ray_address)
     try:
-        plan = plan_dedup(input, scratch, cfg, workers, Tasks.on_ray())
+        decisions = run_folder(scratch)
+        plan = plan_dedup(input, decisions, cfg, workers, Tasks.on_ray())
         for item in plan.flagged:
             log.warning("dedup guardrail: %s '%s' would lose %d of %d rows (%.0f%%)", item["group"], item["name"], item["removed"], item["rows"], 100 * item["share"])
         if plan.flagged and cfg.guardrail_action == "fail":
             raise GuardrailError(f"dedup would remove more than {cfg.guardrail_share:.0%} of: " + ", ".join(f"{f['group']} {f['name']}" for f in plan.flagged))
         written = map_to_shards(passes.mark_batch, input, output, num_workers=workers, batch_size=params.compute.batch_size * 4,
-                                ray_address=params.compute.ray_address, slice_kwargs=lambda i: {"decisions": decisions_path(scratch, i)})
+                                ray_address=params.compute.ray_address, slice_kwargs=lambda i: {"decisions": decisions_path(decisions, i)})
     finally:
         remove_scratch(scratch)
     marked = sum(n for reason, n in written["dropped_by_reason"].items() if reason in (passes.EXACT, passes.NEAR))
     if marked != plan.num_decisions:
         raise RuntimeError(f"dedup: {plan.num_decisions} documents were planned for removal but {marked} were marked "
                            f"(the marking pass's slices differ from the planning pass's)")
+    log.info("dedup: %d units in %d slices, %d candidate pairs, %d merged, components in %d label rounds, %d documents dropped",
+             plan.stats["units_in"], plan.slices, plan.stats["candidate_pairs"], plan.stats["merged_pairs"], plan.rounds, marked)
     summary = summarize(cfg, plan.stats, plan.clusters, plan.by_lang, plan.flagged)
     files = write_report(summary, report_dir(output))
     tracker.log_dict(summary, "dedup/dedup_report.json")

@@ -44,7 +44,7 @@ from tasks.common.shards import DOC_SCHEMA, list_shards, read_table  # noqa: E40
 from tasks.common.tracking import NullTracker  # noqa: E402
 from tasks.config import load_params  # noqa: E402
 from tasks.curate import decontaminate, sample  # noqa: E402
-from tasks.curate.decontaminate import build_index, match, ngram_hashes  # noqa: E402
+from tasks.decontaminate.index import build_index, match, ngram_hashes  # noqa: E402
 from tasks.curate.planted import plants  # noqa: E402
 from tasks.curate.sets import build_set  # noqa: E402
 from tasks.curate.stage import PAIR_SCHEMA, validated_pools  # noqa: E402

@@ -15,7 +15,8 @@ import yaml
 
 from tasks.clean.config import CleanConfig
 from tasks.common.config import ConfigError, apply_overrides, build
-from tasks.curate.config import CurateConfig, DecontaminateConfig
+from tasks.curate.config import CurateConfig
+from tasks.decontaminate.config import DecontaminateConfig
 from tasks.dedup.config import DedupConfig
 from tasks.evaluate.config import EvaluateConfig
 from tasks.ingest.config import IngestConfig

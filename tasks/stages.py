@@ -42,7 +42,7 @@ STAGES: dict[str, StageSpec] = {
         StageSpec("sample", "tasks.sample.stage", "data/dedup", "data/sample"),
         StageSpec("curate", "tasks.curate.stage", "data/sample", "data/curate"),
         # no single input: every part in decontaminate.parts (pretraining mix, annealing sources, SFT sets)
-        StageSpec("decontaminate", "tasks.curate.decontaminate", None, "data/decontaminate", ("data/sample", "data/curate")),
+        StageSpec("decontaminate", "tasks.decontaminate.stage", None, "data/decontaminate", ("data/sample", "data/curate")),
         StageSpec("tokenize", "tasks.tokenize.stage", "data/decontaminate", "data/tokenize"),
         StageSpec("pretrain", "tasks.train.pretrain", "data/tokenize", "models/pretrain"),
         StageSpec("anneal", "tasks.train.anneal", "models/pretrain", "models/anneal", ("data/tokenize",)),

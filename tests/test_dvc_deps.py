@@ -13,7 +13,7 @@ from tools.stage_deps import PROJECT, covered, missing_deps, stage_deps, stage_f
 
 
 def test_walk_follows_lazy_imports_registries_scripts_and_data_paths():
-    files = {str(p) for p in stage_files("tasks.curate.decontaminate")}
+    files = {str(p) for p in stage_files("tasks.decontaminate.stage")}
     assert "tasks/evaluate/benchmarks/humaneval.py" in files  # imported by name through the registry
     assert "tasks/evaluate/_sandbox_child.py" in files  # run by path: Path(__file__).with_name(...)
     assert "tasks/evaluate/data" in files  # Path(__file__).resolve().parents[1] / "data"

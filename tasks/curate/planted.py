@@ -25,7 +25,7 @@ def rename(text: str, old: str, new: str) -> str:
 
 
 def humaneval_plants(problem, index: int) -> dict[str, str]:
-    from tasks.curate.decontaminate import reference_function
+    from tasks.decontaminate.index import reference_function
 
     new = f"solve_task_{index}"
     full = problem.prompt + problem.reference

@@ -11,8 +11,16 @@ instruction and output (whitespace collapsed) are identical to an earlier row ar
 from __future__ import annotations
 
 import hashlib
+import json
+from collections import Counter
 
+import pyarrow as pa
+
+from tasks.common.runner import ensure_ray
+from tasks.common.shards import DROPPED, commit_parts, join, open_parquet, write_part
 from tasks.curate.config import SftSetConfig
+
+PAIR_COLUMNS = ["id", "instruction", "output", "source", "origin", "validation"]
 
 
 def pair_key(instruction: str, output: str) -> str:
@@ -64,3 +72,89 @@ def build_set(pools: dict[str, list[dict]], spec: SftSetConfig, seed: int) -> di
         by_source[row["source"]] = by_source.get(row["source"], 0) + 1
     return {"kept": kept, "dropped": dropped, "counts": {"selected": len(selected), "rows": len(kept),
             "duplicates_dropped": len(dropped), "by_source": by_source, "shortfall": shortfall}}
+
+
+ORDER_COLUMNS = ["pool", "rank", "id"]
+"""Where a row stands in its set: the pool's place in the set's `sources`, then `_rank`, then the id."""
+
+
+def ranked_part(items: pa.Table, *, pool: int, seed: int) -> pa.Table:
+    """Task body: the pairs of pool parts with their place in the set (`pool`, `rank`) and dedup `key`."""
+    tables = []
+    for uri in items["part"].to_pylist():
+        table = open_parquet(uri).read(columns=PAIR_COLUMNS)
+        ids, texts = table["id"].to_pylist(), zip(table["instruction"].to_pylist(), table["output"].to_pylist())
+        table = table.append_column("pool", pa.array([pool] * table.num_rows, pa.int32()))
+        table = table.append_column("rank", pa.array([_rank(i, seed) for i in ids], pa.uint64()))
+        tables.append(table.append_column("key", pa.array([pair_key(i, o) for i, o in texts], pa.string())))
+    return pa.concat_tables(tables)
+
+
+def mark_duplicates(group: pa.Table) -> pa.Table:
+    """One `key`'s rows: the first in set order is kept, the others are `duplicate_in_set` of its id."""
+    group = group.sort_by([(c, "ascending") for c in ORDER_COLUMNS])
+    first = group["id"][0].as_py()
+    later = [None] + [first] * (group.num_rows - 1)
+    group = group.append_column("drop_reason", pa.array([None if d is None else "duplicate_in_set" for d in later], pa.string()))
+    return group.append_column("duplicate_of", pa.array(later, pa.string()))
+
+
+def write_set_batch(batch: pa.Table, *, output: str) -> pa.Table:
+    """Task body: write one batch of a set (in set order) as a kept part and a `dropped/` part; return their names
+    and counts."""
+    import pyarrow.compute as pc
+
+    batch = batch.drop_columns(["pool", "rank", "key"])
+    dropped_mask = pc.is_valid(batch["drop_reason"])
+    kept = batch.filter(pc.invert(dropped_mask)).select(PAIR_COLUMNS)
+    dropped = batch.filter(dropped_mask).select([*PAIR_COLUMNS, "drop_reason", "duplicate_of"])
+    index = int(hashlib.sha256(",".join(batch["id"].to_pylist()).encode()).hexdigest()[:8], 16) % 100_000
+    return pa.table({"kept_part": [write_part(kept, output, index) if kept.num_rows else None],
+                     "dropped_part": [write_part(dropped, join(output, DROPPED), index) if dropped.num_rows else None],
+                     "kept": [kept.num_rows], "dropped": [dropped.num_rows],
+                     "by_source": [json.dumps(dict(Counter(kept["source"].to_pylist())))]})
+
+
+def pool_dataset(parts: list[str], pool: int, seed: int, want: int | None):
+    """A pool's rows with their set order columns; with `want`, only the `want` best-ranked (a distributed top-k)."""
+    import ray
+
+    ds = ray.data.from_items([{"part": p} for p in parts], override_num_blocks=max(1, len(parts)))
+    ds = ds.map_batches(ranked_part, batch_format="pyarrow", batch_size=1, fn_kwargs={"pool": pool, "seed": seed})
+    return ds.sort(["rank", "id"]).limit(want) if want is not None else ds
+
+
+def write_set(pool_parts: dict[str, list[str]], pool_rows: dict[str, int], spec: SftSetConfig, seed: int, output: str,
+              *, ray_address: str | None = None) -> dict:
+    """`build_set` over pools stored as parts, on Ray Data: each pool's rows ranked (and its top `want` taken when
+    the set has a size), exact duplicates marked by a group-by on the pair key, the set sorted into its order and
+    written by the workers, part by part; the driver commits the manifests and holds no row. Returns the counts."""
+    listed = {name: share for name, share in spec.sources.items() if share > 0}
+    total = sum(listed.values())
+    datasets, shortfall, selected = [], {}, 0
+    for order, (name, share) in enumerate(listed.items()):
+        have = pool_rows.get(name, 0)
+        want = round(share / total * spec.size) if spec.size is not None else None
+        if want is not None and have < want:
+            shortfall[name] = want - have
+        selected += have if want is None else min(have, want)
+        if have and want != 0:
+            datasets.append(pool_dataset(pool_parts[name], order, seed, want))
+    results = []
+    if datasets:
+        ensure_ray(ray_address)
+        ds = datasets[0].union(*datasets[1:]) if len(datasets) > 1 else datasets[0]
+        ds = ds.groupby("key").map_groups(mark_duplicates, batch_format="pyarrow").sort(ORDER_COLUMNS)
+        ds = ds.map_batches(write_set_batch, batch_format="pyarrow", batch_size=None, fn_kwargs={"output": output})
+        results = [row for batch in ds.iter_batches(batch_format="pyarrow", batch_size=None) for row in batch.to_pylist()]
+    kept_parts = [r["kept_part"] for r in results if r["kept_part"]]
+    dropped_parts = [r["dropped_part"] for r in results if r["dropped_part"]]
+    rows, dropped = sum(r["kept"] for r in results), sum(r["dropped"] for r in results)
+    empty = pa.schema([(c, pa.string()) for c in PAIR_COLUMNS])
+    commit_parts(join(output, DROPPED), dropped_parts or [write_part(empty.append(pa.field("drop_reason", pa.string()))
+                 .append(pa.field("duplicate_of", pa.string())).empty_table(), join(output, DROPPED), 0)], dropped)
+    commit_parts(output, kept_parts or [write_part(empty.empty_table(), output, 0)], rows)
+    by_source = sum((Counter(json.loads(r["by_source"])) for r in results), Counter())
+    return {"selected": selected, "rows": rows, "duplicates_dropped": dropped,
+            "by_source": {name: by_source[name] for name in sorted(by_source, key=list(listed).index)} if listed else {},
+            "shortfall": shortfall}

@@ -4,23 +4,29 @@
     cookbook curate --set curate.teacher.backend=vllm --set curate.teacher.model=Qwen/Qwen2.5-Coder-7B-Instruct
 
 Steps:
-1. Algorithmic corpus: documents containing any of `curate.keywords` ("leetcode", "def solution", "class
-   solution"; case-insensitive), streamed with one vectorised regex per batch.
-2. Mined instruction pairs (`mine.py`, mapped over the corpus on Ray, in process under `ray_min_rows`):
-   module-level Python functions with docstrings; those with doctests are run in the evaluation sandbox and
-   kept only when they pass.
-3. MBPP's train split, each reference run against its own asserts in the sandbox.
-4. With a teacher (`curate.teacher.backend`): synthetic snippets, textbook sections and educational
-   instructions from seeds (algorithmic files, then mined functions), tested in the sandbox, resumable
-   (`synthetic.py`).
-5. SFT sets stage 1 and stage 2 from the instruction pools by mix and size, exact-deduplicated (`sets.py`).
+1. One pass over the corpus on the workers (`scan.py`, mapped by the runner): the algorithmic corpus
+   (documents containing any of `curate.keywords`: "leetcode", "def solution", "class solution";
+   case-insensitive) and the mined instruction pairs (`mine.py`: module-level Python functions with
+   docstrings; those with doctests are run in the evaluation sandbox on the worker and kept only when they
+   pass). Each task writes its own parts; the driver gets counts and at most `teacher.max_seeds` seeds.
+2. MBPP's train split (374 tasks: bounded), each reference run against its own asserts in the sandbox.
+3. With a teacher (`curate.teacher.backend`): synthetic snippets, textbook sections and educational
+   instructions from seeds (algorithmic files, then mined functions; at most `teacher.max_seeds`), tested in the
+   sandbox, resumable (`synthetic.py`).
+4. SFT sets stage 1 and stage 2 from the instruction pools by mix and size, exact-deduplicated, built on Ray Data
+   from the stored pools and written by the workers (`sets.write_set`).
 
-Output (atomic): `algorithmic/` (document rows + `keyword`), `synthetic/` (document rows: kept snippets and
-textbook sections, and with `mined_snippets` the doctest-validated mined functions, `source: mined-snippet`), `instructions/` (every validated pair, with `source` and `validation`), `sft_stage1/`,
-`sft_stage2/` (each with `dropped/` for in-set duplicates), and `dropped/` (rejected candidates with
-`drop_reason` and `detail`). Counts: rows_in = candidates (mined docstring functions + MBPP-train rows +
-finished synthetic samples) = rows_kept (validated pairs + kept synthetic documents) + rows_dropped;
-`files_scanned` is the number of input documents.
+What runs where: the driver plans slices, merges counts, holds the bounded MBPP-train and teacher rows and
+commits every folder by its manifest (`shards.commit_parts`, written last); no corpus document, mined pair or
+set row passes through it, so its memory does not grow with the corpus.
+
+Output: `algorithmic/` (document rows + `keyword`), `synthetic/` (document rows: kept teacher snippets and
+textbook sections, then with `mined_snippets` the doctest-validated mined functions, `source: mined-snippet`),
+`instructions/` (every validated pair, with `source` and `validation`: mined, then MBPP-train, then
+educational), `sft_stage1/`, `sft_stage2/` (each with `dropped/` for in-set duplicates), and `dropped/`
+(rejected candidates with `drop_reason` and `detail`). Folders are URIs. Counts: rows_in = candidates (mined
+docstring functions + MBPP-train rows + finished synthetic samples) = rows_kept (validated pairs + kept
+synthetic documents) + rows_dropped; `files_scanned` is the number of input documents.
 """
 
 from __future__ import annotations
@@ -28,64 +34,24 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import logging
-import re
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
-from tasks.common.shards import DOC_SCHEMA, ShardWriter, atomic_dir, count_rows, iter_batches
+from tasks.common.shards import commit_parts, join, prepare_output, write_part
+from tasks.common.stage import add_counts
 from tasks.curate.config import CurateConfig
-from tasks.curate.execution import run_programs
-from tasks.curate.mapping import map_folder
-from tasks.curate.mine import mine_batch
-from tasks.curate.sets import build_set
+from tasks.curate.scan import (ALGORITHMIC_SCHEMA, DROPPED_SCHEMA, FOLDERS, PAIR_SCHEMA, SYNTHETIC_SCHEMA, pair, scan_corpus,
+                               validate)
+from tasks.curate.sets import write_set
 from tasks.curate.sft_sets import mbpp_train_rows
 from tasks.curate.synthetic import Seed, generate_kind
 
 log = logging.getLogger(__name__)
 
-PAIR_COLUMNS = ["id", "instruction", "output", "source", "origin", "validation"]
-PAIR_SCHEMA = pa.schema([(c, pa.string()) for c in PAIR_COLUMNS])
-DROPPED_SCHEMA = pa.schema([*PAIR_SCHEMA, ("drop_reason", pa.string()), ("detail", pa.string())])
-ALGORITHMIC_SCHEMA = DOC_SCHEMA.append(pa.field("keyword", pa.string()))
-SYNTHETIC_SCHEMA = DOC_SCHEMA.append(pa.field("kind", pa.string())).append(pa.field("prompt_version", pa.string())) \
-    .append(pa.field("teacher", pa.string())).append(pa.field("gen_seed", pa.int64())).append(pa.field("seed_id", pa.string()))
-
-
-def algorithmic_batches(input_dir: Path, keywords: tuple[str, ...], batch_size: int) -> Iterator[pa.Table]:
-    """Documents containing a keyword, with the first keyword found in `keyword`."""
-    pattern = "|".join(re.escape(k) for k in keywords)
-    finder = re.compile(pattern, re.IGNORECASE)
-    for batch in iter_batches(input_dir, batch_size=batch_size):
-        table = pa.Table.from_batches([batch]).select(DOC_SCHEMA.names)
-        hits = table.filter(pc.fill_null(pc.match_substring_regex(table["text"], pattern, ignore_case=True), False))
-        if hits.num_rows:
-            found = [finder.search(t).group(0).lower() for t in hits["text"].to_pylist()]
-            yield hits.append_column("keyword", pa.array(found, pa.string()))
-
-
-def mine_candidates(params, input_dir: Path) -> list[dict]:
-    """Mined candidate rows of the whole corpus (Ray), doctests not yet run."""
-    tables = map_folder(mine_batch, input_dir, params=params, ray_min_rows=params.curate.ray_min_rows,
-                        fn_kwargs={"cfg": params.curate}, columns=["id", "text", "repo", "path", "lang"])
-    return [row for table in tables for row in table.to_pylist()]
-
-
-def validate(rows: list[dict], *, kind: str, timeout_s: float, memory_mb: int, num_workers: int | None) -> Counter:
-    """Run the `program` of every undecided row in the sandbox: passed -> `validation` = kind, else dropped
-    with `<kind>_<status>`. Returns the verdict counts."""
-    todo = [r for r in rows if r["drop_reason"] is None and r["program"] is not None]
-    verdicts = run_programs([r["program"] for r in todo], timeout_s=timeout_s, memory_mb=memory_mb, num_workers=num_workers)
-    for row, v in zip(todo, verdicts):
-        if v.passed:
-            row["validation"] = kind
-        else:
-            row["drop_reason"], row["detail"] = f"{kind}_{v.status}", v.detail
-    return Counter(v.status for v in verdicts)
+SCHEMAS = {"algorithmic": ALGORITHMIC_SCHEMA, "instructions": PAIR_SCHEMA, "dropped": DROPPED_SCHEMA, "synthetic": SYNTHETIC_SCHEMA}
+"""The schema of each folder the stage writes besides the SFT sets."""
 
 
 def make_teacher(params):
@@ -115,16 +81,6 @@ def synthetic_doc(row: dict) -> dict:
             "prompt_version": row["prompt_version"], "teacher": row["teacher"], "gen_seed": row["gen_seed"], "seed_id": row["seed_id"]}
 
 
-def mined_snippet(row: dict) -> dict:
-    """A doctest-validated mined function as an annealing document (the function with its passing doctests)."""
-    repo, _, path = row["origin"].partition("/")
-    data = row["output"].encode("utf-8", "surrogateescape")
-    return {"id": row["id"], "text": row["output"], "repo": repo, "path": path, "lang": "python", "doc_type": "code",
-            "source": "mined-snippet", "stars": 0, "commit_date": "", "size_bytes": len(data),
-            "sha256": hashlib.sha256(data).hexdigest(), "kind": "snippet", "prompt_version": None, "teacher": None,
-            "gen_seed": None, "seed_id": None}
-
-
 def synthesize(params, seeds: list[Seed], backend, tracker) -> dict:
     """Generate every configured kind; rows split into annealing documents, educational pairs and rejects."""
     cfg = params.curate.teacher
@@ -152,88 +108,85 @@ def synthesize(params, seeds: list[Seed], backend, tracker) -> dict:
     return {"docs": docs, "pairs": pairs, "rejected": rejected, "counts": {"teacher": teacher, **counts}}
 
 
-def _write(folder: Path, rows: list[dict], schema: pa.Schema, dropped: list[dict] = (), dropped_schema: pa.Schema | None = None) -> None:
-    writer = ShardWriter(folder, schema=schema)
-    writer.write(pa.Table.from_pylist(rows, schema=schema))
-    if dropped_schema is not None:
-        writer.write_dropped(pa.Table.from_pylist(list(dropped), schema=dropped_schema))
-    writer.close()
-
-
-def write_algorithmic(input: Path, folder: Path, cfg: CurateConfig, batch_size: int) -> dict:
-    """Stream the algorithmic corpus into `folder`; return its counts and the first `max_seeds` rows (teacher seeds)."""
-    writer = ShardWriter(folder, schema=ALGORITHMIC_SCHEMA)
-    seeds, by_keyword, num_bytes = [], Counter(), 0
-    for table in algorithmic_batches(input, cfg.keywords, batch_size):
-        writer.write(table)
-        by_keyword.update(table["keyword"].to_pylist())
-        num_bytes += int(pc.sum(table["size_bytes"]).as_py() or 0)
-        if len(seeds) < cfg.teacher.max_seeds:
-            seeds += table.select(["id", "text", "repo", "path"]).slice(0, cfg.teacher.max_seeds - len(seeds)).to_pylist()
-    writer.close()
-    return {"seeds": seeds, "algorithmic_files": sum(by_keyword.values()), "algorithmic_bytes": num_bytes,
-            "algorithmic_by_keyword": dict(sorted(by_keyword.items()))}
-
-
-def validated_pools(params, input: Path) -> tuple[dict[str, list[dict]], list[dict], dict]:
-    """Mined and MBPP-train pairs after their sandbox checks: (pools, rejected rows, counts)."""
+def mbpp_pool(params) -> tuple[list[dict], list[dict], dict]:
+    """MBPP-train pairs after their sandbox checks: (pairs, rejected rows, counts). A fixed set of 374 tasks."""
     cfg: CurateConfig = params.curate
     limits = dict(timeout_s=cfg.doctest_timeout_s, memory_mb=cfg.doctest_memory_mb, num_workers=params.compute.num_workers)
-    mined = [{**r, "detail": None} for r in mine_candidates(params, input)] if cfg.mine else []
-    doctests = validate(mined, kind="doctest", **limits)
     mbpp = [{**r, "detail": None} for r in mbpp_train_rows()] if cfg.mbpp_train else []
-    mbpp_checks = validate(mbpp, kind="tests", **limits)
-    pools = {"mined": [_pair(r) for r in mined if r["drop_reason"] is None],
-             "mbpp-train": [_pair(r) for r in mbpp if r["drop_reason"] is None], "educational": []}
-    rejected = [{**_pair(r), "drop_reason": r["drop_reason"], "detail": r["detail"]} for r in mined + mbpp if r["drop_reason"]]
-    num_doctests = sum(doctests.values())
-    counts = {"mined_candidates": len(mined), "mbpp_train_candidates": len(mbpp), "mined_pairs": len(pools["mined"]),
-              "mined_doctest_validated": sum(r["validation"] == "doctest" for r in pools["mined"]),
-              "doctests_run": num_doctests, "doctest_pass_rate": round(doctests["passed"] / num_doctests, 4) if num_doctests else None,
-              "mbpp_train_checked": sum(mbpp_checks.values()), "mbpp_train_pairs": len(pools["mbpp-train"])}
-    return pools, rejected, counts
+    checks = validate(mbpp, kind="tests", **limits)
+    pairs = [pair(r) for r in mbpp if r["drop_reason"] is None]
+    rejected = [{**pair(r), "drop_reason": r["drop_reason"], "detail": r["detail"]} for r in mbpp if r["drop_reason"]]
+    return pairs, rejected, {"mbpp_train_candidates": len(mbpp), "mbpp_train_checked": sum(checks.values()), "mbpp_train_pairs": len(pairs)}
 
 
-def _pair(row: dict) -> dict:
-    return {c: row.get(c) for c in PAIR_COLUMNS}
+def driver_parts(output: str | Path, folder: str, tables: list[list[dict]], index: int) -> list[tuple[str, int]]:
+    """Write the driver's bounded rows for one folder, one part per non-empty list: [(part, rows)]."""
+    uri, schema = join(output, folder), SCHEMAS[folder]
+    return [(write_part(pa.Table.from_pylist(rows, schema=schema), uri, index + k), len(rows)) for k, rows in enumerate(tables) if rows]
+
+
+def commit_folders(output: str | Path, scanned: list[dict], before: dict[str, list[tuple[str, int]]],
+                   after: dict[str, list[tuple[str, int]]]) -> None:
+    """Commit every folder: the driver's parts `before` the scanned parts (in slice order), then those `after`."""
+    for folder in FOLDERS:
+        uri = join(output, folder)
+        listed = before.get(folder, []) + [(r["parts"][folder], r["rows"][folder]) for r in scanned if r["rows"][folder]] \
+            + after.get(folder, [])
+        parts = [name for name, _ in listed] or [write_part(SCHEMAS[folder].empty_table(), uri, len(scanned))]
+        commit_parts(uri, parts, sum(rows for _, rows in listed))
 
 
 def curate(params, input: Path, output: Path, tracker, teacher_backend=None) -> dict:
     """The stage, with an optional teacher backend object (tests pass an in-process one)."""
     cfg: CurateConfig = params.curate
     Path(cfg.teacher.cache_dir).mkdir(parents=True, exist_ok=True)
-    with atomic_dir(output) as tmp:
-        algo = write_algorithmic(input, tmp / "algorithmic", cfg, params.compute.batch_size)
-        pools, rejected, counts = validated_pools(params, input)
-        synthetic = {"docs": [], "pairs": [], "rejected": [], "counts": {"teacher": None}}
-        if teacher_backend is not None or cfg.teacher.backend:
-            seeds = teacher_seeds(algo.pop("seeds"), pools["mined"], cfg.teacher.max_seeds)
-            synthetic = synthesize(params, seeds, teacher_backend or make_teacher(params), tracker)
-            pools["educational"] = synthetic["pairs"]
-            rejected += synthetic["rejected"]
-        algo.pop("seeds", None)
-        if cfg.mined_snippets:
-            synthetic["docs"] += [mined_snippet(r) for r in pools["mined"] if r["validation"] == "doctest"]
-        sets = {name: build_set(pools, getattr(cfg, name), cfg.seed) for name in ("sft_stage1", "sft_stage2")}
-        _write(tmp / "synthetic", synthetic["docs"], SYNTHETIC_SCHEMA)
-        _write(tmp / "instructions", [r for pool in pools.values() for r in pool], PAIR_SCHEMA)
-        for name, built in sets.items():
-            _write(tmp / name, [_pair(r) for r in built["kept"]], PAIR_SCHEMA, built["dropped"],
-                   PAIR_SCHEMA.append(pa.field("drop_reason", pa.string())).append(pa.field("duplicate_of", pa.string())))
-        (tmp / "dropped").mkdir()
-        pq.write_table(pa.Table.from_pylist(rejected, schema=DROPPED_SCHEMA), tmp / "dropped" / "part-00000.parquet")
+    prepare_output(output)
+    with_teacher = teacher_backend is not None or bool(cfg.teacher.backend)
+    scanned, seeds = scan_corpus(params, input, output, with_teacher)
+    scan = {"files_scanned": 0, "algorithmic_files": 0, "algorithmic_bytes": 0, "algorithmic_by_keyword": {}, "mined_candidates": 0,
+            "mined_pairs": 0, "mined_doctest_validated": 0, "doctests_run": 0, "doctests_passed": 0, "mined_rejected_by_reason": {}}
+    for r in scanned:
+        scan = add_counts(scan, r["counts"])
+    mbpp_pairs, rejected, mbpp_counts = mbpp_pool(params)
+    synthetic = {"docs": [], "pairs": [], "rejected": [], "counts": {"teacher": None}}
+    if with_teacher:
+        chosen = teacher_seeds(seeds["algorithmic"], seeds["mined"], cfg.teacher.max_seeds)
+        synthetic = synthesize(params, chosen, teacher_backend or make_teacher(params), tracker)
+    rejected += synthetic["rejected"]
+    first = len(scanned)
+    mbpp_part = driver_parts(output, "instructions", [mbpp_pairs], first)
+    educational_part = driver_parts(output, "instructions", [synthetic["pairs"]], first + 1)
+    commit_folders(output, scanned, before={"synthetic": driver_parts(output, "synthetic", [synthetic["docs"]], first)},
+                   after={"instructions": mbpp_part + educational_part, "dropped": driver_parts(output, "dropped", [rejected], first)})
+    pool_rows = {"mined": scan["mined_pairs"], "mbpp-train": len(mbpp_pairs), "educational": len(synthetic["pairs"])}
+    instructions = join(output, "instructions")
+    pool_parts = {"mined": [join(instructions, r["parts"]["instructions"]) for r in scanned if r["rows"]["instructions"]],
+                  "mbpp-train": [join(instructions, name) for name, _ in mbpp_part],
+                  "educational": [join(instructions, name) for name, _ in educational_part]}
+    sets = {name: write_set(pool_parts, pool_rows, getattr(cfg, name), cfg.seed, join(output, name),
+                            ray_address=params.compute.ray_address) for name in ("sft_stage1", "sft_stage2")}
+    dropped_by_reason = Counter(scan["mined_rejected_by_reason"]) + Counter(r["drop_reason"] for r in rejected)
+    num_doctests = scan["doctests_run"]
+    counts = {"mined_candidates": scan["mined_candidates"], "mbpp_train_candidates": mbpp_counts["mbpp_train_candidates"],
+              "mined_pairs": scan["mined_pairs"], "mined_doctest_validated": scan["mined_doctest_validated"],
+              "doctests_run": num_doctests,
+              "doctest_pass_rate": round(scan["doctests_passed"] / num_doctests, 4) if num_doctests else None,
+              "mbpp_train_checked": mbpp_counts["mbpp_train_checked"], "mbpp_train_pairs": mbpp_counts["mbpp_train_pairs"]}
+    teacher_docs = len(synthetic["docs"])
     return {
-        **candidate_counts(counts, synthetic, pools, rejected),
-        "dropped_by_reason": dict(sorted(Counter(r["drop_reason"] for r in rejected).items())),
-        "files_scanned": count_rows(input), **algo, **counts,
-        "validated_pairs": sum(len(p) for p in pools.values()), "pools": {k: len(v) for k, v in pools.items()},
-        "synthetic_docs": len(synthetic["docs"]), "mined_snippet_docs": sum(d["source"] == "mined-snippet" for d in synthetic["docs"]),
+        **candidate_counts(counts, synthetic, pool_rows, sum(dropped_by_reason.values())),
+        "dropped_by_reason": dict(sorted(dropped_by_reason.items())),
+        "files_scanned": scan["files_scanned"], "algorithmic_files": scan["algorithmic_files"],
+        "algorithmic_bytes": scan["algorithmic_bytes"], "algorithmic_by_keyword": dict(sorted(scan["algorithmic_by_keyword"].items())),
+        **counts, "validated_pairs": sum(pool_rows.values()), "pools": pool_rows,
+        "synthetic_docs": teacher_docs + (scan["mined_doctest_validated"] if cfg.mined_snippets else 0),
+        "mined_snippet_docs": scan["mined_doctest_validated"] if cfg.mined_snippets else 0,
         "synthetic": synthetic["counts"],
-        **{name: built["counts"] for name, built in sets.items()},
+        **sets,
     }
 
 
-def candidate_counts(counts: dict, synthetic: dict, pools: dict[str, list[dict]], rejected: list[dict]) -> dict:
+def candidate_counts(counts: dict, synthetic: dict, pool_rows: dict[str, int], rows_dropped: int) -> dict:
     """rows_in / rows_kept / rows_dropped over the stage's candidates, each counted where it is made.
 
     In: mined candidates, MBPP-train rows and finished teacher samples. Kept: the pairs in the pools and the
@@ -243,9 +196,7 @@ def candidate_counts(counts: dict, synthetic: dict, pools: dict[str, list[dict]]
     """
     teacher = [c["finished"] for c in synthetic["counts"].values() if isinstance(c, dict)]
     rows_in = counts["mined_candidates"] + counts["mbpp_train_candidates"] + sum(teacher)
-    teacher_docs = sum(d["source"] != "mined-snippet" for d in synthetic["docs"])
-    return {"rows_in": rows_in, "rows_kept": sum(len(p) for p in pools.values()) + teacher_docs,
-            "rows_dropped": len(rejected)}
+    return {"rows_in": rows_in, "rows_kept": sum(pool_rows.values()) + len(synthetic["docs"]), "rows_dropped": rows_dropped}
 
 
 def run(params, input: Path | None, output: Path, tracker) -> dict:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from tasks.curate.stage import algorithmic_batches
+from tasks.common.shards import read_table
+from tasks.curate.scan import algorithmic_rows
 
 from .conftest import doc, write_docs
 
@@ -16,13 +17,11 @@ TEXTS = [
 
 
 def test_keyword_files_are_selected_with_the_keyword_found(tmp_path):
-    folder = write_docs(tmp_path / "docs", [doc(t) for t in TEXTS])
-    tables = list(algorithmic_batches(folder, ("leetcode", "def solution", "class solution"), 2))
-    found = [k for t in tables for k in t["keyword"].to_pylist()]
+    table = read_table(write_docs(tmp_path / "docs", [doc(t) for t in TEXTS]))
+    found = algorithmic_rows(table, ("leetcode", "def solution", "class solution"))["keyword"].to_pylist()
     assert found == ["class solution", "leetcode", "def solution"]
 
 
 def test_keywords_are_configurable(tmp_path):
-    folder = write_docs(tmp_path / "docs", [doc(t) for t in TEXTS])
-    tables = list(algorithmic_batches(folder, ("def solve(",), 100))
-    assert [t for tb in tables for t in tb["text"].to_pylist()] == [TEXTS[3]]
+    table = read_table(write_docs(tmp_path / "docs", [doc(t) for t in TEXTS]))
+    assert algorithmic_rows(table, ("def solve(",))["text"].to_pylist() == [TEXTS[3]]

@@ -7,7 +7,7 @@ import textwrap
 
 from tasks.curate.config import CurateConfig
 from tasks.curate.mine import as_clause, free_names, mine_text
-from tasks.curate.stage import validate
+from tasks.curate.scan import validate
 
 CFG = CurateConfig()
 

@@ -1,5 +1,5 @@
-"""The curate stage end to end on a small corpus (in process; a scripted teacher; the real sandbox), then
-decontamination of its parts and the SFT loader reading the result."""
+"""The curate stage end to end on a small corpus (local Ray: the workers write the parts; a scripted teacher; the real
+sandbox), then decontamination of its parts and the SFT loader reading the result."""
 
 from __future__ import annotations
 
@@ -8,10 +8,11 @@ import textwrap
 
 from tasks.common.shards import read_table
 from tasks.common.tracking import NullTracker
-from tasks.curate import decontaminate, sample
 from tasks.curate.sft_sets import load_sets
 from tasks.curate.stage import curate
+from tasks.decontaminate import stage as decontaminate
 from tasks.evaluate import benchmarks
+from tasks.stages import STAGES
 
 from .conftest import doc, write_docs
 from .test_synthetic import SOLUTION
@@ -75,7 +76,7 @@ def test_curate_decontaminate_and_load_sets(tmp_path, params_for):
             doc("# Notes\nSome words.\n", lang="markdown", path="README.md")]
     write_docs(tmp_path / "dedup", rows)
     params = params_for("curate.teacher.max_seeds=2", "curate.mbpp_train=true")
-    sample.run(params, tmp_path / "dedup", tmp_path / "sample", NullTracker())
+    STAGES["sample"].load()(params, tmp_path / "dedup", tmp_path / "sample", NullTracker())
     teacher = EducationalTeacher()
     m = curate(params, tmp_path / "sample", tmp_path / "curate", NullTracker(), teacher_backend=teacher)
 

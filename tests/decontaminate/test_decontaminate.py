@@ -1,5 +1,5 @@
 """Decontamination: literal rows and planted copies against the real benchmark index, clean code survives, and
-the stage on local Ray once (one folder) and in process over every training part."""
+the stage on local Ray (the workers write the parts) on one folder and over every training part."""
 
 from dataclasses import replace
 from functools import cache
@@ -10,8 +10,9 @@ import pyarrow.parquet as pq
 from tasks.common.shards import DOC_SCHEMA, read_table
 from tasks.common.tracking import NullTracker
 from tasks.config import Params, TrackingConfig
-from tasks.curate.config import DecontaminateConfig
-from tasks.curate.decontaminate import build_index, decontaminate_batch, match, ngram_hashes, run
+from tasks.decontaminate.config import DecontaminateConfig
+from tasks.decontaminate.index import build_index, decontaminate_batch, match, ngram_hashes
+from tasks.decontaminate.stage import run
 from tasks.curate.planted import plants
 from tasks.evaluate import benchmarks
 
@@ -79,7 +80,7 @@ def test_stage_on_local_ray_conserves_rows_and_counts_hits(tmp_path):
     src.mkdir()
     pq.write_table(pa.Table.from_pylist([{**doc(t), "id": str(i)} for i, t in enumerate(texts)], schema=DOC_SCHEMA),
                    src / "part-00000.parquet")
-    params = replace(Params(), tracking=TrackingConfig(enabled=False), decontaminate=replace(CFG, ray_min_rows=0))
+    params = replace(Params(), tracking=TrackingConfig(enabled=False), decontaminate=CFG)
     metrics = run(params, src, tmp_path / "out", NullTracker())
     assert (metrics["rows_in"], metrics["rows_kept"], metrics["rows_dropped"]) == (8, 6, 2)
     assert metrics["hits_by_benchmark"] == {"humaneval": 1, "mbpp": 1}

@@ -1,34 +1,11 @@
-"""The `decontaminate` stage (paper §4.4): remove training rows that contain benchmark test data.
+"""The benchmark side of decontamination and the row matcher (pure functions; the stage maps `decontaminate_batch`).
 
-    cookbook decontaminate                                        # every part in decontaminate.parts
-    cookbook decontaminate --input DIR --output DIR               # one folder of your own
-
-Everything that trains the model is checked: the pretraining mix (data/sample), the annealing high-quality
-sources (data/curate/algorithmic, synthetic) and both SFT sets (data/curate/sft_stage1, sft_stage2; their rows
-are checked on instruction + output), each written to `<output>/<part>/`, against exactly the benchmarks of
-`evaluate.benchmarks` (or `decontaminate.benchmarks` when set). Three rules, in order:
-
-- `benchmark_entry_point`: the row defines a benchmark's entry point as a module-level function, `def NAME(`
-  at the start of a line (methods are not benchmark solutions). Only distinctive names are matched (at least
-  `entry_point_min_len` characters and containing an underscore, e.g. `has_close_elements`), so clean code
-  defining generic names (`add`, `fib`, `median`) is kept.
-- `benchmark_solution`: the row defines a function whose parameters and body are, unit for unit, a reference
-  solution's (MBPP's code; HumanEval's prompt + canonical body, with or without the docstring), from any of its
-  `def`s on, under the same or another name (recursive calls renamed alike): renamed copies and solutions too
-  short or too uniform for an informative n-gram (`def count(lst): return sum(lst)`) are caught. Needs at
-  least `solution_min_units` units after the name.
-- `benchmark_ngram`: the row shares an n-gram (`ngram`, default 10, of lower-cased words, or characters) with a
-  benchmark prompt/question or reference solution. Benchmark word n-grams that carry no information (fewer
-  than `ngram_min_distinct` distinct words, or mostly numbers and single letters, such as `0 1 2 3 4 5 6 7 8 9`
-  from test data) are left out: on the embedded corpus they were 90% of the hits.
-
-The benchmark side is built once on the driver: a dict from the 64-bit hash of each n-gram to the first task
-that has it (~20k entries), the benchmarks' vocabulary, a regex of the entry points, and the reference
-functions keyed by their first units. They are passed to `map_batches` workers, which hash only the windows
-of a row whose units all occur in the benchmark vocabulary (one vectorised pass) and look them up (folders
-under `ray_min_rows` rows are mapped on the driver, `mapping.py`). Dropped
-rows carry `drop_reason` and `contaminated_by` (the matching task, e.g. "HumanEval/0"); metrics count hits
-per benchmark, per part and per part and row source.
+`build_index` runs once on the driver and holds only benchmark data (bounded by the benchmarks, not the corpus):
+a dict from the 64-bit hash of each informative benchmark n-gram to the first task that has it (~20k
+entries), the benchmarks' vocabulary, a regex of the distinctive entry points and the reference functions keyed
+by their first units. `decontaminate_batch` runs on the workers: it hashes only the windows of a row whose units
+all occur in the benchmark vocabulary (one vectorised pass) and looks them up. The three rules and their order
+are in `tasks/decontaminate/stage.py`'s docstring.
 """
 
 from __future__ import annotations
@@ -36,18 +13,12 @@ from __future__ import annotations
 import ast
 import hashlib
 import re
-from collections import Counter
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 
-from tasks.common.shards import MissingInputError, atomic_dir, list_shards
-from tasks.common.stage import split_and_write
-from tasks.curate.config import DecontaminateConfig
-from tasks.curate.mapping import map_folder
+from tasks.decontaminate.config import DecontaminateConfig
 
 _WORD = re.compile(r"\w+")
 _SPACE = re.compile(r"\s+")
@@ -226,53 +197,3 @@ def decontaminate_batch(batch: pa.Table, *, index: dict[str, Any], cfg: Decontam
     hits = [match(t, index, cfg, regex) for t in row_texts(batch)]
     batch = batch.append_column("drop_reason", pa.array([h[0] if h else None for h in hits], pa.string()))
     return batch.append_column("contaminated_by", pa.array([h[1] if h else None for h in hits], pa.string()))
-
-
-def decontaminate_folder(params, index: dict, input_dir: Path, output_dir: Path) -> dict:
-    """One folder of rows -> kept and dropped shards; its counts and hits by benchmark and by row source."""
-    cfg: DecontaminateConfig = params.decontaminate
-    by_benchmark: Counter[str] = Counter()
-    by_source: Counter[str] = Counter()
-
-    def count(batch: pa.Table) -> None:
-        hit = [t for t in batch["contaminated_by"].to_pylist()]
-        sources = batch["source"].to_pylist() if "source" in batch.column_names else [None] * len(hit)
-        by_benchmark.update(index["benchmark_of"][t] for t in hit if t)
-        by_source.update(f"{s}:{index['benchmark_of'][t]}" for s, t in zip(sources, hit) if t)
-
-    shards = list_shards(input_dir)
-    batches = map_folder(decontaminate_batch, input_dir, params=params, ray_min_rows=cfg.ray_min_rows,
-                         fn_kwargs={"index": index, "cfg": cfg})
-    metrics = split_and_write(batches, output_dir, on_batch=count)
-    if metrics["rows_in"] == 0 and shards:  # keep the input's columns, so an empty SFT set still reads as one
-        schema = pq.read_schema(shards[0]).append(pa.field("contaminated_by", pa.string()))
-        pq.write_table(schema.empty_table(), output_dir / "part-00000.parquet")
-        pq.write_table(schema.append(pa.field("drop_reason", pa.string())).empty_table(), output_dir / "dropped" / "part-00000.parquet")
-    return {**metrics, "hits_by_benchmark": dict(sorted(by_benchmark.items())), "hits_by_source": dict(sorted(by_source.items()))}
-
-
-def run(params, input: Path | None, output: Path, tracker) -> dict:
-    cfg: DecontaminateConfig = params.decontaminate
-    benchmarks = cfg.benchmarks or params.evaluate.benchmarks
-    index = build_index(cfg, benchmarks)
-    info = {"benchmarks": list(benchmarks), "benchmark_ngrams": len(index["grams"]),
-            "benchmark_entry_points": len(index["entry_points"]),
-            "benchmark_solution_sequences": sum(len(v) for v in index["solutions"].values())}
-    if input is not None:
-        return {**decontaminate_folder(params, index, input, output), **info}
-    missing = [f"{part} ({path})" for part, path in cfg.parts.items() if not Path(path).exists()]
-    if missing:
-        raise MissingInputError(f"decontaminate: missing input parts {', '.join(missing)}: run `cookbook sample` and "
-                                "`cookbook curate` first, or pass --input PATH")
-    parts = {}
-    with atomic_dir(output) as tmp:
-        for part, path in cfg.parts.items():
-            parts[part] = decontaminate_folder(params, index, Path(path), tmp / part)
-    totals = Counter()
-    for m in parts.values():
-        totals.update({k: m[k] for k in ("rows_in", "rows_kept", "rows_dropped", "bytes_in", "bytes_kept")})
-    return {**totals, **info,
-            "dropped_by_reason": dict(sorted(sum((Counter(m["dropped_by_reason"]) for m in parts.values()), Counter()).items())),
-            "hits_by_benchmark": dict(sorted(sum((Counter(m["hits_by_benchmark"]) for m in parts.values()), Counter()).items())),
-            "hits_by_source": {f"{part}/{k}": v for part, m in parts.items() for k, v in m["hits_by_source"].items()},
-            "parts": {part: {k: m[k] for k in ("rows_in", "rows_kept", "rows_dropped", "hits_by_benchmark")} for part, m in parts.items()}}

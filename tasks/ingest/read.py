@@ -16,6 +16,10 @@ and `drop_reason` (null = kept). Nothing raises on bad input; it becomes a dropp
 
 `lang` and `doc_type` stay null: the clean stage routes languages.
 
+This module is the one reader of Parquet/JSONL inputs: `parquet_records` (the records of a Parquet file or row
+group, only the columns asked for) and `jsonl_lines` (the lines of a JSONL(.gz) file) are also what the recall
+stage reads web pages with (`tasks/recall/web.py`, which maps records to web rows with its own ids and reasons).
+
 Ids (`doc_id`) hash source, repository, path and the row's version: the input's `blob_id` (The Stack v2;
 `hexsha` in v1) when it has one, else the sha256 of the content, else (a row whose content is unknown) its
 location in the input. Several versions of one `(repo, path)` (commits of one file in a Stack dump) are
@@ -197,10 +201,10 @@ def corrupt_row(location: str, path: str) -> dict[str, Any]:
     return make_row(source=TABLE_SOURCE, repo=Path(location).name, path=path, stars=0, drop_reason="corrupt_file")
 
 
-def parquet_records(location: str, row_group: int) -> list[dict[str, Any]]:
-    """Records of one row group (or of the whole file when -1), only the columns we use."""
+def parquet_records(location: str, row_group: int, columns: tuple[str, ...] = ALL_COLUMNS) -> list[dict[str, Any]]:
+    """Records of one row group (or of the whole file when -1), only those of `columns` the file has."""
     pf = pq.ParquetFile(location)
-    names = [n for n in pf.schema_arrow.names if n in ALL_COLUMNS]
+    names = [n for n in pf.schema_arrow.names if n in columns]
     table = pf.read(columns=names) if row_group < 0 else pf.read_row_group(row_group, columns=names)
     return table.to_pylist()
 
@@ -218,6 +222,7 @@ def read_parquet_part(location: str, row_group: int, max_file_bytes: int) -> lis
 
 
 def jsonl_lines(location: str) -> Iterator[tuple[int, bytes]]:
+    """(line number from 1, raw bytes) of every line of a JSONL file, gzip-compressed when its name ends in .gz."""
     opener = gzip.open if location.lower().endswith(".gz") else open
     with opener(location, "rb") as f:
         yield from enumerate(f, start=1)

@@ -49,9 +49,9 @@ class RecallConfig:
     seed_url_patterns: bool = False
     """Round 0: also take pages matching an include pattern as positive seeds. Off by default so the
     patterns act as in the paper, only inside domains the classifier discovered (from round 0 on)."""
-    ray_min_rows: int = 0
-    """Score in-process when fewer usable web pages than this (Ray's per-dataset start-up dominates tiny
-    inputs); 0 = always score on Ray through the runner."""
+    max_repo_seeds: int = 10_000
+    """Repository text files (Appendix C.2 names) taken as positive seeds at most, the first in input order: the
+    driver's budget for them, whatever the corpus size (our default; the embedded corpus has 5)."""
     min_code_density: float = 0.15
     """Round-0 heuristic: a page whose share of code-looking lines reaches this is a positive seed
     (our default; the paper annotated its seeds with AutoMathText / by hand)."""
@@ -100,7 +100,7 @@ class RecallConfig:
             raise ConfigError(f"recall.web_share must be in [0, 1), got {self.web_share}")
         if self.vocab_size < 100:
             raise ConfigError(f"recall.vocab_size must be >= 100, got {self.vocab_size}")
-        if self.ray_min_rows < 0:
-            raise ConfigError(f"recall.ray_min_rows must be >= 0, got {self.ray_min_rows}")
+        if self.max_repo_seeds < 0:
+            raise ConfigError(f"recall.max_repo_seeds must be >= 0, got {self.max_repo_seeds}")
         if self.negatives_per_positive <= 0:
             raise ConfigError(f"recall.negatives_per_positive must be positive, got {self.negatives_per_positive}")

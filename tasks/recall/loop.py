@@ -231,7 +231,8 @@ def run_rounds(
 
 
 def local_scorer(max_chars: int) -> Scorer:
-    """Scores a web shard folder in this process (tiny inputs, see `RecallConfig.ray_min_rows`)."""
+    """Scores a web shard folder in this process (tests and benchmarks/recall.py; the stage scores through the
+    runner, `ray_scorer`)."""
     from tasks.common.shards import read_table
 
     def score(web_dir: Path, model_path: Path, tok_path: Path) -> pa.Table:

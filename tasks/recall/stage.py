@@ -10,13 +10,23 @@ plus the recalled web pages as new document rows (doc_type "text", source "web",
 path = URL), sampled so recalled web text is at most `web_share` of the output bytes. Web pages that
 are not recalled go to `dropped/` with their reason. `output/rounds/<i>/` holds each round's seeds,
 tokenizer, model, scores and recalled ids; the rounds are computed in `checkpoints/recall/<key>/`.
+
+What runs where. On the workers (through `tasks/common/runner.py`): reading the web files (`web.read_web`, one
+task per file, the ingest reader), the scan of the input for Appendix C.2 seed files and bytes
+(`repo_text_rows`), every round's scoring (`loop.ray_scorer`) and the final pass over the input, where each
+task flags its rows and writes its own kept part (`write_output` with `runner.write_slice`), returning counts.
+On the driver: the recall loop's state, which is bounded by the web input and the seed budget, never by the
+code corpus -- the usable web pages (`loop.Pages`: ids, texts, URLs, domains), their scores per round, the
+seeds (heuristic, labelled files, at most `max_repo_seeds` repository files) and the fastText training on
+them -- and the web rows' decisions, written as the last part with the common writer (`shards.write_part`).
+The folder is committed once, by its manifest (`runner.commit_outputs`), written last.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,12 +34,13 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from tasks.common.runner import map_batches
-from tasks.common.shards import ShardWriter, iter_batches, list_shards
-from tasks.common.stage import DROP_REASON, split_and_write
+from tasks.common.progress import Progress
+from tasks.common.runner import commit_outputs, map_items, plan_slices, read_slice, write_empty_outputs, write_slice
+from tasks.common.shards import DROPPED, join, list_shards, open_parquet, prepare_output, write_part
+from tasks.common.stage import DROP_REASON, add_counts, finish_counts, split_counts, split_kept_dropped
 from tasks.recall.classify import score_texts
 from tasks.recall.config import RecallConfig
-from tasks.recall.loop import SEED_SCHEMA, Pages, RoundResult, heuristic_seeds, local_scorer, ray_scorer, run_rounds, work_key
+from tasks.recall.loop import SEED_SCHEMA, Pages, RoundResult, heuristic_seeds, ray_scorer, run_rounds, work_key
 from tasks.recall.text import code_related_filename, is_text_file
 from tasks.recall.web import read_web
 
@@ -39,10 +50,10 @@ DEFAULT_HELDOUT = DATA / "heldout.jsonl.gz"
 FLAG = "code_related_text"
 
 
-def labelled_table(path: Path) -> pa.Table:
+def labelled_table(path: Path, compute=None) -> pa.Table:
     """`text` + `label` (1/0, or code/other strings) of a labelled Parquet/JSONL file as a seed table."""
-    web = read_web(path)
-    raw = _labels(path)
+    web = read_web(path, with_labels=True, **workers(compute))
+    raw = web["label"].to_pylist()
     keep = [i for i, r in enumerate(web[DROP_REASON].to_pylist()) if r is None or r == "missing_url"]
     texts = web["text"].to_pylist()
     rows = [(f"seed-{i}", texts[i], raw[i], "seed_path") for i in keep if texts[i] and raw[i] is not None]
@@ -50,62 +61,45 @@ def labelled_table(path: Path) -> pa.Table:
     return pa.table([pa.array(list(c), f.type) for c, f in zip(cols, SEED_SCHEMA)], schema=SEED_SCHEMA)
 
 
-def _labels(path: Path) -> list[int | None]:
-    """Labels in record order (the same order `read_web` reads)."""
-    import gzip
-    import json
-
-    import pyarrow.parquet as pq
-
-    from tasks.recall.web import web_files
-
-    def as_label(value: Any) -> int | None:
-        if value in (1, True, "1", "code", "code_related", "__label__code"):
-            return 1
-        if value in (0, False, "0", "other", "not_code", "__label__other"):
-            return 0
-        return None
-
-    out: list[int | None] = []
-    for file in web_files(path):
-        if file.suffix == ".parquet":
-            table = pq.read_table(file)
-            out += [as_label(v) for v in (table["label"].to_pylist() if "label" in table.column_names else [None] * table.num_rows)]
-            continue
-        opener = gzip.open if file.name.endswith(".gz") else open
-        with opener(file, "rb") as f:
-            for line in f:
-                if line.strip():
-                    try:
-                        record = json.loads(line.decode("utf-8"))
-                    except (UnicodeDecodeError, json.JSONDecodeError):
-                        record = None
-                    out.append(as_label(record.get("label")) if isinstance(record, dict) else None)
-    return out
+def workers(compute) -> dict[str, Any]:
+    """The runner's settings of `params.compute` (defaults without one)."""
+    return {"num_workers": compute.num_workers, "ray_address": compute.ray_address} if compute is not None else {}
 
 
-def heldout_table(cfg: RecallConfig) -> pa.Table:
+def heldout_table(cfg: RecallConfig, compute=None) -> pa.Table:
     if cfg.heldout_path == "":
         return pa.table({"text": pa.array([], pa.string()), "label": pa.array([], pa.int8())})
-    return labelled_table(Path(cfg.heldout_path) if cfg.heldout_path else DEFAULT_HELDOUT).select(["text", "label"])
+    return labelled_table(Path(cfg.heldout_path) if cfg.heldout_path else DEFAULT_HELDOUT, compute).select(["text", "label"])
 
 
-def extra_seeds(cfg: RecallConfig) -> pa.Table:
-    tables = [labelled_table(Path(p)) for p in cfg.seed_paths]
+def extra_seeds(cfg: RecallConfig, compute=None) -> pa.Table:
+    tables = [labelled_table(Path(p), compute) for p in cfg.seed_paths]
     return pa.concat_tables(tables) if tables else SEED_SCHEMA.empty_table()
 
 
-def repo_text_rows(input_dir: Path) -> tuple[list[str], list[str], int]:
-    """(texts of Appendix C.2-named text files, texts of all text files' ids, total input bytes)."""
-    seed_texts, text_ids, total_bytes = [], [], 0
-    for batch in iter_batches(input_dir, columns=["id", "path", "text", "size_bytes"]):
-        for doc_id, path, text, size in zip(*(batch.column(c).to_pylist() for c in range(4))):
-            total_bytes += size or 0
-            if is_text_file(path) and text:
-                text_ids.append(doc_id)
-                if code_related_filename(path):
-                    seed_texts.append(text)
-    return seed_texts, text_ids, total_bytes
+def repo_seed_slices(items: pa.Table, *, limit: int) -> pa.Table:
+    """Task body: per slice of the input, the texts of its first `limit` Appendix C.2-named text files and its
+    bytes (one row per slice, never a document row)."""
+    rows = []
+    for index, spec in zip(items["index"].to_pylist(), map(json.loads, items["slice"].to_pylist())):
+        table = read_slice(spec, ["path", "text", "size_bytes"])
+        seeds = [t for p, t in zip(table["path"].to_pylist(), table["text"].to_pylist())
+                 if t and is_text_file(p) and code_related_filename(p)][:limit]
+        rows.append({"index": index, "seeds": json.dumps(seeds), "bytes": int(pc.sum(table["size_bytes"]).as_py() or 0)})
+    return pa.Table.from_pylist(rows)
+
+
+def repo_text_rows(input_dir: Path, compute, limit: int) -> tuple[list[str], int]:
+    """(texts of the first `limit` Appendix C.2-named text files in input order, total input bytes), scanned on
+    the workers: the driver keeps at most `limit` texts."""
+    items = [{"index": i, "slice": json.dumps(s)} for i, s in enumerate(plan_slices(list_shards(input_dir), compute.num_workers))]
+    seeds, total = [], 0
+    for table in map_items(repo_seed_slices, items, fn_kwargs={"limit": limit}, num_workers=compute.num_workers, batch_size=1,
+                           ray_address=compute.ray_address):
+        for row in table.to_pylist():
+            seeds = (seeds + json.loads(row["seeds"]))[:limit]
+            total += row["bytes"]
+    return seeds, total
 
 
 def flag_text_files(batch: pa.Table, model_path: str | None, tok_path: str | None, threshold: float, max_chars: int) -> pa.Table:
@@ -192,6 +186,59 @@ def log_round(tracker, result: RoundResult, reused: bool) -> None:
         child.log_artifact(result.folder / "round.json")
 
 
+def flag_counts(table: pa.Table) -> dict[str, int]:
+    """Text files of one mapped slice flagged code-related (True) and not (False), summed by the runner."""
+    flags = table[FLAG]
+    return {"flagged": int(pc.sum(pc.fill_null(flags, False)).as_py() or 0),
+            "not_code_related": int(pc.sum(pc.fill_null(pc.invert(flags), False)).as_py() or 0)}
+
+
+def as_input_columns(web: pa.Table, schema: pa.Schema) -> pa.Table:
+    """Web output rows with the columns of the input's output rows (those the web lacks are null), so every part
+    of the folder has one schema."""
+    columns = [web[f.name] if f.name in web.column_names else pa.nulls(web.num_rows, f.type) for f in schema]
+    extra = [n for n in web.column_names if n not in schema.names]
+    return pa.table(columns + [web[n] for n in extra], schema=pa.schema(list(schema) + [web.schema.field(n) for n in extra]))
+
+
+def write_output(input_dir: Path, output: Path, fn, fn_kwargs: dict, web_rows: pa.Table | None, compute) -> dict[str, Any]:
+    """The stage's one commit: the input rows mapped by `fn` on the workers, which write their own parts
+    (`runner.write_slice`, counts and flag counts back), then the web rows (bounded by the web input) as the last
+    part; `dropped/` and the kept manifest are committed last (`runner.commit_outputs`)."""
+    prepare_output(output)
+    shards = list_shards(input_dir)
+    slices = plan_slices(shards, compute.num_workers)
+    items = [{"index": i, "slice": json.dumps(s)} for i, s in enumerate(slices)]
+    kwargs = {"fn": fn, "fn_kwargs": fn_kwargs, "columns": None, "batch_size": compute.batch_size, "output": str(output),
+              "summarize": flag_counts, "key": None, "first_of": {}, "shard_index": {str(p): i for i, p in enumerate(shards)}}
+    results, counts, flags = [], {}, {"flagged": 0, "not_code_related": 0}
+    progress = Progress(Path(str(output)).name, total=sum(stop - start for sl in slices for _, _, start, stop in sl))
+    for table in map_items(write_slice, items, fn_kwargs=kwargs, num_workers=compute.num_workers, batch_size=1,
+                           ray_address=compute.ray_address):
+        for row in table.to_pylist():
+            results.append(row)
+            counts = add_counts(counts, json.loads(row["counts"]))
+            flags = add_counts(flags, json.loads(row["summary"]))
+            progress.advance(json.loads(row["counts"])["rows_in"], kept=counts["rows_kept"])
+    progress.finish(kept=counts.get("rows_kept", 0))
+    web_kept = web_bytes = 0
+    if web_rows is not None:
+        kept, dropped = split_kept_dropped(web_rows)
+        if shards:
+            kept = as_input_columns(kept, open_parquet(shards[0]).schema_arrow.append(pa.field(FLAG, pa.bool_())))
+        web_counts = split_counts(web_rows, kept, dropped)
+        counts = add_counts(counts, web_counts)
+        web_kept, web_bytes = web_counts["rows_kept"], web_counts["bytes_kept"]
+        index = len(slices)
+        results.append({"index": index, "kept_part": write_part(kept, output, index), "counts": json.dumps(web_counts),
+                        "dropped_part": write_part(dropped, join(output, DROPPED), index)})
+    if results:
+        commit_outputs(output, results)
+    else:
+        write_empty_outputs(output)
+    return {**finish_counts(counts), "flags": flags, "num_web_kept": web_kept, "web_bytes_kept": web_bytes}
+
+
 def run(params, input: Path | None, output: Path, tracker) -> dict[str, Any]:
     """Recall code-related web pages and flag repository text files; see the module docstring."""
     cfg: RecallConfig = params.recall
@@ -199,39 +246,31 @@ def run(params, input: Path | None, output: Path, tracker) -> dict[str, Any]:
     input_dir = Path(input) if input is not None else Path("data/ingest")
     list_shards(input_dir)
     if not cfg.enabled:
-        batches = (pass_through(pa.Table.from_batches([b])) for b in iter_batches(input_dir, compute.batch_size))
-        return {**split_and_write(batches, output), "num_web_pages": 0, "enabled": False}
+        metrics = write_output(input_dir, output, pass_through, {}, None, compute)
+        return {**{k: v for k, v in metrics.items() if k not in ("flags", "num_web_kept", "web_bytes_kept")},
+                "num_web_pages": 0, "enabled": False}
 
-    web = read_web(Path(cfg.web_path) if cfg.web_path else DEFAULT_WEB)
+    web = read_web(Path(cfg.web_path) if cfg.web_path else DEFAULT_WEB, **workers(compute))
     pages, web = usable_pages(web)
-    repo_seeds, _, repo_bytes = repo_text_rows(input_dir)
+    repo_seeds, repo_bytes = repo_text_rows(input_dir, compute, cfg.max_repo_seeds)
     if not cfg.repo_text_seeds:
         repo_seeds = []
-    heldout, seeds_extra = heldout_table(cfg), extra_seeds(cfg)
+    heldout, seeds_extra = heldout_table(cfg, compute), extra_seeds(cfg, compute)
     work = Path(cfg.checkpoint_dir) / work_key(pages, repo_seeds, seeds_extra, heldout, cfg)
     write_pages(pages, work / "web")
     seeds = pa.concat_tables([heuristic_seeds(pages, repo_seeds, cfg), seeds_extra])
-    if len(pages.ids) < cfg.ray_min_rows:
-        scorer = local_scorer(cfg.max_seed_chars)
-    else:
-        scorer = ray_scorer(compute.num_workers, compute.batch_size, compute.ray_address, cfg.max_seed_chars)
+    scorer = ray_scorer(compute.num_workers, compute.batch_size, compute.ray_address, cfg.max_seed_chars)
     results = run_rounds(pages, seeds, work / "web", heldout, work, cfg, scorer,
                          on_round=lambda r, reused: log_round(tracker, r, reused)) if pages.ids else []
     final = results[-1] if results else None
     model = (str((final.folder / "model.bin").resolve()), str((final.folder / "tokenizer.json").resolve())) if final else (None, None)
-
-    def batches() -> Iterator[pa.Table]:
-        kwargs = {"model_path": model[0], "tok_path": model[1], "threshold": cfg.threshold, "max_chars": cfg.max_seed_chars}
-        if cfg.score_repo_text:
-            yield from map_batches(flag_text_files, input_dir, fn_kwargs=kwargs, num_workers=compute.num_workers,
-                                   batch_size=compute.batch_size, ray_address=compute.ray_address)
-        else:
-            yield from (pass_through(pa.Table.from_batches([b])) for b in iter_batches(input_dir, compute.batch_size))
-        yield web_decisions(web, pages, final, web_budget(repo_bytes, cfg.web_share), cfg)
-
-    metrics = split_and_write(batches(), output)
+    kwargs = {"model_path": model[0], "tok_path": model[1], "threshold": cfg.threshold, "max_chars": cfg.max_seed_chars}
+    web_rows = web_decisions(web, pages, final, web_budget(repo_bytes, cfg.web_share), cfg)
+    metrics = write_output(input_dir, output, flag_text_files if cfg.score_repo_text else pass_through,
+                           kwargs if cfg.score_repo_text else {}, web_rows, compute)
     copy_rounds(results, output)
-    return {**metrics, **summary(results, web, repo_bytes, output)}
+    return {**{k: v for k, v in metrics.items() if k not in ("flags", "num_web_kept", "web_bytes_kept")},
+            **summary(results, web, repo_bytes, metrics)}
 
 
 def copy_rounds(results: list[RoundResult], output: Path) -> None:
@@ -241,20 +280,15 @@ def copy_rounds(results: list[RoundResult], output: Path) -> None:
         shutil.copytree(result.folder, target, dirs_exist_ok=True)
 
 
-def summary(results: list[RoundResult], web: pa.Table, repo_bytes: int, output: Path) -> dict[str, Any]:
-    """Stage metrics beyond the counts: per-round figures, web rows and bytes, flagged text files."""
-    from tasks.common.shards import read_table
-
-    kept = read_table(output, columns=["source", "size_bytes", FLAG])
-    is_web = pc.equal(kept["source"], "web")
-    web_bytes = int(pc.sum(pc.if_else(is_web, kept["size_bytes"], 0)).as_py() or 0)
-    total = int(pc.sum(kept["size_bytes"]).as_py() or 0)
-    flags = kept[FLAG].to_pylist()
+def summary(results: list[RoundResult], web: pa.Table, repo_bytes: int, written: dict[str, Any]) -> dict[str, Any]:
+    """Stage metrics beyond the counts: per-round figures, web rows and bytes, flagged text files (from the
+    counts `write_output` summed, never from reading the output back)."""
+    web_bytes, total = written["web_bytes_kept"], written["bytes_kept"]
     rounds = [{k: v for k, v in r.metrics.items() if k != "domain_shares"} for r in results]
     return {
-        "num_web_pages": web.num_rows, "num_web_kept": int(pc.sum(is_web).as_py() or 0), "web_bytes_kept": web_bytes,
+        "num_web_pages": web.num_rows, "num_web_kept": written["num_web_kept"], "web_bytes_kept": web_bytes,
         "web_share_of_bytes": round(web_bytes / total, 4) if total else 0.0, "repo_bytes": repo_bytes,
-        "num_text_files_flagged": sum(1 for f in flags if f is True) - int(pc.sum(is_web).as_py() or 0),
-        "num_text_files_not_code_related": sum(1 for f in flags if f is False),
+        "num_text_files_flagged": written["flags"]["flagged"],
+        "num_text_files_not_code_related": written["flags"]["not_code_related"],
         "rounds": rounds, "code_domains": results[-1].metrics["code_domains"] if results else [],
     }

@@ -6,11 +6,13 @@ Every record becomes one row, DOC_SCHEMA plus `url` and `drop_reason`: doc_type 
 repo = the domain, path = the URL, lang null, id = `web_doc_id` (URL + content hash). Records that cannot
 be used carry their reason (`undecodable`, `malformed_record`, `missing_url`, `empty_text`) and are never
 scored; a record identical to an earlier one (same id) is dropped by the stage as `duplicate_id`.
+
+Files are read by the ingest reader (`tasks/ingest/read.py`: `jsonl_lines`, `parquet_records`), one Ray task per
+file (`read_web`); labelled seed and held-out files are read the same way with their `label` column.
 """
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import json
 from collections.abc import Iterator
@@ -21,13 +23,17 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from tasks.common.shards import DOC_SCHEMA, MissingInputError
+from tasks.ingest.read import first, jsonl_lines, parquet_records
 from tasks.recall.domains import domain_of
 
 URL_COLUMNS = ("url", "URL", "WARC-Target-URI", "warc_target_uri", "uri", "link")
-TEXT_COLUMNS = ("text", "content", "raw_content", "body")
+PAGE_TEXT_COLUMNS = ("text", "content", "raw_content", "body")
+"""Column names of a page's URL and text, first match wins (a code table's are `read.TEXT_COLUMNS`)."""
 
 WEB_SCHEMA = DOC_SCHEMA.append(pa.field("url", pa.string())).append(pa.field("drop_reason", pa.string()))
 """A web row: a document row plus its URL and why it cannot be used (null: usable)."""
+LABELLED_SCHEMA = WEB_SCHEMA.append(pa.field("label", pa.int8()))
+"""A web row of a labelled seed or held-out file: plus its label (1 code-related, 0 not, null none)."""
 
 
 def web_files(path: Path) -> list[Path]:
@@ -38,13 +44,6 @@ def web_files(path: Path) -> list[Path]:
         return [path]
     suffixes = (".parquet", ".jsonl", ".jsonl.gz", ".json", ".json.gz")
     return sorted(p for p in path.rglob("*") if p.is_file() and p.name.endswith(suffixes))
-
-
-def _first(record: dict[str, Any], names: tuple[str, ...]) -> Any:
-    for name in names:
-        if record.get(name) is not None:
-            return record[name]
-    return None
 
 
 def web_row(url: Any, text: Any, location: str) -> dict[str, Any]:
@@ -89,42 +88,68 @@ def make_web_row(url: str | None, text: str | None, reason: str | None, location
     }
 
 
-def _jsonl_records(path: Path) -> Iterator[dict[str, Any]]:
-    opener = gzip.open if path.name.endswith(".gz") else open
-    with opener(path, "rb") as f:
-        for num, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            location = f"{path.name}:{num}"
-            try:
-                record = json.loads(line.decode("utf-8"))
-            except UnicodeDecodeError:
-                yield make_web_row(None, None, "undecodable", location)
-                continue
-            except json.JSONDecodeError:
-                yield make_web_row(None, None, "malformed_record", location)
-                continue
-            if not isinstance(record, dict):
-                yield make_web_row(None, None, "malformed_record", location)
-                continue
-            yield web_row(_first(record, URL_COLUMNS), _first(record, TEXT_COLUMNS), location)
+def jsonl_web_rows(path: Path, with_labels: bool) -> Iterator[dict[str, Any]]:
+    """Web rows of a JSONL(.gz) file, read by the ingest reader (`read.jsonl_lines`), in line order."""
+    for num, line in jsonl_lines(str(path)):
+        if not line.strip():
+            continue
+        location = f"{path.name}:{num}"
+        try:
+            record = json.loads(line.decode("utf-8"))
+        except UnicodeDecodeError:
+            yield labelled(make_web_row(None, None, "undecodable", location), None, with_labels)
+            continue
+        except json.JSONDecodeError:
+            yield labelled(make_web_row(None, None, "malformed_record", location), None, with_labels)
+            continue
+        if not isinstance(record, dict):
+            yield labelled(make_web_row(None, None, "malformed_record", location), None, with_labels)
+            continue
+        row = web_row(first(record, URL_COLUMNS), first(record, PAGE_TEXT_COLUMNS), location)
+        yield labelled(row, record.get("label"), with_labels)
 
 
-def _parquet_records(path: Path) -> Iterator[dict[str, Any]]:
-    table = pq.read_table(path)
-    names = table.column_names
+def parquet_web_rows(path: Path, with_labels: bool) -> Iterator[dict[str, Any]]:
+    """Web rows of a Parquet file, read by the ingest reader (`read.parquet_records`): the URL and text are the
+    first of `URL_COLUMNS` / `PAGE_TEXT_COLUMNS` the file has."""
+    names = pq.ParquetFile(path).schema_arrow.names
     url_col = next((c for c in URL_COLUMNS if c in names), None)
-    text_col = next((c for c in TEXT_COLUMNS if c in names), None)
-    urls = table[url_col].to_pylist() if url_col else [None] * table.num_rows
-    texts = table[text_col].to_pylist() if text_col else [None] * table.num_rows
-    for num, (url, text) in enumerate(zip(urls, texts)):
-        yield web_row(url, text, f"{path.name}:{num}")
+    text_col = next((c for c in PAGE_TEXT_COLUMNS if c in names), None)
+    wanted = tuple(c for c in (url_col, text_col, "label" if with_labels else None) if c)
+    for num, record in enumerate(parquet_records(str(path), -1, wanted)):
+        row = web_row(record.get(url_col), record.get(text_col), f"{path.name}:{num}")
+        yield labelled(row, record.get("label"), with_labels)
 
 
-def read_web(path: Path) -> pa.Table:
-    """All records of the web input as one WEB_SCHEMA table (bad records carry a drop reason)."""
+def as_label(value: Any) -> int | None:
+    """1 (code-related), 0 (not) or None (no usable label) from the label spellings seed files use."""
+    if value in (1, True, "1", "code", "code_related", "__label__code"):
+        return 1
+    if value in (0, False, "0", "other", "not_code", "__label__other"):
+        return 0
+    return None
+
+
+def labelled(row: dict[str, Any], label: Any, with_labels: bool) -> dict[str, Any]:
+    return {**row, "label": as_label(label)} if with_labels else row
+
+
+def read_web_files(batch: pa.Table, *, with_labels: bool = False) -> pa.Table:
+    """Batch function (run on the workers): files (`location`) -> their web rows, in order."""
     rows: list[dict[str, Any]] = []
-    for file in web_files(path):
-        records = _parquet_records(file) if file.suffix == ".parquet" else _jsonl_records(file)
-        rows.extend(records)
-    return pa.Table.from_pylist(rows, schema=WEB_SCHEMA)
+    for location in batch["location"].to_pylist():
+        path = Path(location)
+        rows.extend(parquet_web_rows(path, with_labels) if path.suffix == ".parquet" else jsonl_web_rows(path, with_labels))
+    return pa.Table.from_pylist(rows, schema=LABELLED_SCHEMA if with_labels else WEB_SCHEMA)
+
+
+def read_web(path: Path, *, with_labels: bool = False, num_workers: int = 1, ray_address: str | None = None) -> pa.Table:
+    """All records of the web input as one WEB_SCHEMA table (bad records carry a drop reason), read on the
+    workers, one task per file (`runner.map_items`); with `with_labels`, plus `label` (1, 0 or null)."""
+    from tasks.common.runner import map_items
+
+    files = [{"location": str(f)} for f in web_files(path)]
+    tables = list(map_items(read_web_files, files, fn_kwargs={"with_labels": with_labels}, num_workers=num_workers,
+                            batch_size=1, ray_address=ray_address))
+    schema = LABELLED_SCHEMA if with_labels else WEB_SCHEMA
+    return pa.concat_tables([t.cast(schema) for t in tables]) if tables else schema.empty_table()

@@ -48,7 +48,7 @@ def test_stage_recalls_web_drops_bad_rows_and_conserves_counts(repo_dir, web_fil
 
 
 def test_web_share_caps_recalled_bytes(repo_dir, web_file, params_factory, tmp_path):
-    params = params_factory(web_path=str(web_file), rounds=1, vocab_size=500, web_share=0.1, ray_min_rows=10**6)
+    params = params_factory(web_path=str(web_file), rounds=1, vocab_size=500, web_share=0.1)
     metrics = run(params, repo_dir, tmp_path / "out", NullTracker())
     assert metrics["dropped_by_reason"].get("over_web_share", 0) > 0
     assert metrics["web_share_of_bytes"] <= 0.1

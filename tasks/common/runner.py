@@ -387,3 +387,66 @@ def map_items(
 def _iter(ds) -> Iterator[pa.Table]:
     for batch in ds.iter_batches(batch_format="pyarrow", batch_size=None):
         yield batch
+
+
+def write_items(tasks: pa.Table, fn: BatchFn, fn_kwargs: dict, batch_size: int, output: str,
+                summarize: SummarizeFn | None) -> pa.Table:
+    """Task body of `map_items_to_shards`: `fn` of every `batch_size` work items of the task, the kept part and
+    the `dropped/` part written here; one row back per task (part names and counts, never rows)."""
+    rows = []
+    for index, chunk in zip(tasks.column("index").to_pylist(), map(json.loads, tasks.column("items").to_pylist())):
+        outputs = [fn(pa.Table.from_pylist(chunk[start:start + batch_size]), **fn_kwargs)
+                   for start in range(0, len(chunk), batch_size)]
+        table = pa.concat_tables(outputs, promote_options="default")
+        kept, dropped = split_kept_dropped(table)
+        rows.append({
+            "index": index,
+            "kept_part": write_part(kept, output, index),
+            "dropped_part": write_part(dropped, join(output, DROPPED), index),
+            "counts": json.dumps(split_counts(table, kept, dropped)),
+            "summary": json.dumps(summarize(table) if summarize else {}),
+        })
+    return pa.Table.from_pylist(rows)
+
+
+def map_items_to_shards(
+    fn: BatchFn,
+    items: Sequence[dict],
+    output_dir: str | Path,
+    *,
+    fn_kwargs: dict | None = None,
+    num_workers: int = 1,
+    batch_size: int = 256,
+    ray_address: str | None = None,
+    summarize: SummarizeFn | None = None,
+) -> dict[str, Any]:
+    """`map_to_shards` over in-memory work items (JSON-able dicts, for example the files to read) instead of
+    an input folder: about `TASKS_PER_WORKER` tasks per worker (at least one item each), each applying `fn` to
+    `batch_size` items at a time (`fn` returns document rows with a `drop_reason` column) and writing its own
+    kept and `dropped/` parts; the folder is committed by its manifest, in item order. Returns the counts
+    (and `summary`, the sum of `summarize(batch)`, where given)."""
+    import ray
+
+    prepare_output(output_dir)
+    if not items:
+        write_empty_outputs(output_dir)
+        return {**finish_counts({}), **({"summary": {}} if summarize else {})}
+    ensure_ray(ray_address)
+    bounds = split_rows(len(items), num_workers * TASKS_PER_WORKER * 2)
+    tasks = [{"index": i, "items": json.dumps(list(items[start:stop]))} for i, (start, stop) in enumerate(bounds)]
+    ds = ray.data.from_items(tasks, override_num_blocks=len(tasks))
+    kwargs = {"fn": fn, "fn_kwargs": fn_kwargs or {}, "batch_size": batch_size, "output": str(output_dir),
+              "summarize": summarize}
+    results: list[dict] = []
+    counts: dict[str, Any] = {}
+    summary: dict[str, Any] = {}
+    progress = Progress(Path(str(output_dir)).name, total=len(items), unit="items")
+    for batch in _iter(_apply(ds, write_items, kwargs, num_workers, 1)):
+        for row in batch.to_pylist():
+            results.append({k: row[k] for k in ("index", "kept_part", "dropped_part", "counts")})
+            counts = add_counts(counts, json.loads(row["counts"]))
+            summary = add_counts(summary, json.loads(row["summary"]))
+            progress.advance(bounds[row["index"]][1] - bounds[row["index"]][0], kept=counts.get("rows_kept", 0))
+    progress.finish(kept=counts.get("rows_kept", 0))
+    commit_outputs(output_dir, results)
+    return {**finish_counts(counts), **({"summary": summary} if summarize else {})}

@@ -5,8 +5,9 @@
     cookbook ingest --input stack.parquet --output data/s   # Parquet/JSONL with The Stack v1/v2 column names
 
 The driver lists descriptors (`tasks/ingest/listing.py`: one per file, or per Parquet row group / JSONL
-file); Ray reads them in parallel with a pure batch function (`tasks/ingest/read.py`), in input order;
-`split_and_write` writes kept rows and `dropped/` rows (with their reason) atomically. An `--input`
+file); Ray tasks read them with a pure batch function (`tasks/ingest/read.py`) and write their own kept and
+`dropped/` parts (`runner.map_items_to_shards`); the output folder is committed, in listing order, by its
+manifest, and only counts and per-source / per-repository stats come back to the driver. An `--input`
 overrides `ingest.source`/`ingest.path` and its kind is detected. Metrics add the number of files
 listed and rows/bytes per source and per repository (the largest `max_repos_in_metrics`, rest summed).
 """
@@ -15,7 +16,6 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,8 +23,8 @@ from typing import Any
 import pyarrow as pa
 
 from tasks.common.config import ConfigError
-from tasks.common.runner import map_items
-from tasks.common.stage import DROP_REASON, split_and_write
+from tasks.common.runner import map_items_to_shards
+from tasks.common.stage import DROP_REASON
 from tasks.ingest.config import IngestConfig
 from tasks.ingest.listing import cap, list_installed, list_path
 from tasks.ingest.read import read_files, read_tables
@@ -88,33 +88,9 @@ def top_groups(stats: dict[str, dict[str, int]], limit: int) -> dict[str, dict[s
     return out
 
 
-class Progress:
-    """Accumulates per-source and per-repository stats batch by batch, and reports progress."""
-
-    def __init__(self, tracker):
-        self.tracker, self.num_batches, self.rows = tracker, 0, 0
-        self.by_source: dict[str, dict[str, int]] = {}
-        self.by_repo: dict[str, dict[str, int]] = {}
-
-    def __call__(self, batch: pa.Table) -> None:
-        merge_stats(self.by_source, batch_stats(batch, "source"))
-        merge_stats(self.by_repo, batch_stats(batch, "repo"))
-        self.num_batches += 1
-        self.rows += batch.num_rows
-        self.tracker.log_metrics({"progress.rows_read": self.rows}, step=self.num_batches)
-
-
-def read_all(listing: Listing, params) -> Iterable[pa.Table]:
-    """Map the reader over the descriptors on Ray (files in batches, table parts one at a time)."""
-    is_table = listing.kind == "table"
-    return map_items(
-        read_tables if is_table else read_files,
-        listing.items,
-        fn_kwargs={"max_file_bytes": params.ingest.max_file_bytes},
-        num_workers=params.compute.num_workers,
-        batch_size=1 if is_table else params.compute.batch_size,
-        ray_address=params.compute.ray_address,
-    )
+def source_stats(batch: pa.Table) -> dict[str, Any]:
+    """Summary of one output batch (summed over the tasks by the runner): stats per source and per repository."""
+    return {"by_source": batch_stats(batch, "source"), "by_repo": batch_stats(batch, "repo")}
 
 
 def run(params, input: Path | None, output: Path, tracker) -> dict[str, Any]:
@@ -122,13 +98,24 @@ def run(params, input: Path | None, output: Path, tracker) -> dict[str, Any]:
     cfg = params.ingest
     listing = list_sources(cfg, input)
     log.info("ingest: %d %s descriptors from %d files -> %s", len(listing.items), listing.kind, listing.num_files, output)
-    progress = Progress(tracker)
-    counts = split_and_write(read_all(listing, params), output, on_batch=progress)
+    is_table = listing.kind == "table"
+    counts = map_items_to_shards(
+        read_tables if is_table else read_files,
+        listing.items,
+        output,
+        fn_kwargs={"max_file_bytes": cfg.max_file_bytes},
+        num_workers=params.compute.num_workers,
+        batch_size=1 if is_table else params.compute.batch_size,
+        ray_address=params.compute.ray_address,
+        summarize=source_stats,
+    )
+    summary = counts.pop("summary")
+    by_repo = summary.get("by_repo", {})
     return {
         **counts,
         "input_kind": listing.kind,
         "files_listed": listing.num_files,
-        "num_repos": len(progress.by_repo),
-        "by_source": progress.by_source,
-        "by_repo": top_groups(progress.by_repo, cfg.max_repos_in_metrics),
+        "num_repos": len(by_repo),
+        "by_source": summary.get("by_source", {}),
+        "by_repo": top_groups(by_repo, cfg.max_repos_in_metrics),
     }

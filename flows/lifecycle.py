@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import queue
 import re
@@ -44,6 +45,16 @@ LOCAL_PREFECT_UI = "http://127.0.0.1:4200"
 LEADING_TIMESTAMP = re.compile(r"^\[?\d{4}[-/]\d\d[-/]\d\d[ T]\d\d:\d\d:\d\d(?:[,.]\d+)?\]?\s*")
 """Libraries that log through their own handlers (Ray, MLflow, DeepSpeed) stamp the date and time: the flow
 already does."""
+CHILD_LINE = re.compile(r"^(?:(?P<level>DEBUG|INFO|WARNING|ERROR|CRITICAL)\s+[\w.\-]+(?::\d+)?(?::|\s+--)"
+                        r"|\[(?P<level2>DEBUG|INFO|WARNING|ERROR|CRITICAL)\]\s+\[[^\]]+\])\s+(?P<msg>.*)$")
+"""A stage process's log line without its timestamp: `INFO tasks.clean.stage: message` (ours), `WARNING
+worker.py:85 -- message` (Ray's), `[WARNING] [real_accelerator.py:213] message` (DeepSpeed's). The flow logs the message at that level under the stage's name: one level, one
+name per terminal line."""
+NOISE = re.compile(r"Progress bars disabled|Token authentication is enabled for this Ray cluster|"
+                   r"Use `dvc push` to send your updates|To track the changes with git, run|"
+                   r"To enable auto staging, run")
+"""Lines of a stage that tell a terminal user nothing (hints about settings the project made on purpose):
+logged at DEBUG."""
 SHOWN_WARNINGS: set[str] = set()
 """Warnings a stage printed, shown once per process (Ray repeats its token-authentication warning in every stage)."""
 SKIPPED = re.compile(r"Stage '[^']+' (didn't change, skipping|is cached - skipping run)")
@@ -172,15 +183,29 @@ def stream(proc: subprocess.Popen, on_line, watch: SilenceWatch, tick_s: float =
         watch.tick()
 
 
-def is_repeated_warning(line: str) -> bool:
-    """Whether `line` is a library warning already shown (then it is logged at DEBUG only); records it."""
-    if "WARNING" not in line[:40]:
-        return False
-    key = re.sub(r"\d+", "#", line)
+def is_repeated_warning(message: str) -> bool:
+    """Whether the warning `message` was already shown in this process (then it is logged at DEBUG only);
+    records it."""
+    key = re.sub(r"\d+", "#", message)
     if key in SHOWN_WARNINGS:
         return True
     SHOWN_WARNINGS.add(key)
     return False
+
+
+def split_child_line(line: str) -> tuple[int, str]:
+    """(level, message) of a stage's output line: the level and text of a log record (its own level and logger
+    name taken off, so the flow's line carries one of each), INFO and the line for anything else (DVC's own
+    output, prints), DEBUG for known noise."""
+    line = LEADING_TIMESTAMP.sub("", line).rstrip()
+    found = CHILD_LINE.match(line)
+    if found:
+        level, message = logging.getLevelName(found["level"] or found["level2"]), found["msg"]
+    else:
+        level, message = logging.INFO, line
+    if NOISE.search(message):
+        level = logging.DEBUG
+    return level, message
 
 
 def run_dvc_stage(stage: str, project_dir: str, force: bool, logger, interval: float) -> tuple[list[str], bool]:
@@ -194,15 +219,15 @@ def run_dvc_stage(stage: str, project_dir: str, force: bool, logger, interval: f
 
     def on_line(line: str) -> None:
         nonlocal tail, skipped
-        line = LEADING_TIMESTAMP.sub("", line)
         if not line.strip():
             return
-        if is_repeated_warning(line):
-            logger.debug(line)  # not shown: the terminal stays silent, so the watch keeps counting
-        else:
-            logger.info(line)
-            watch.heard(line)
-        tail = (tail + [line])[-DVC_TAIL_LINES:]
+        level, message = split_child_line(line)
+        if level >= logging.WARNING and is_repeated_warning(message):
+            level = logging.DEBUG  # shown once per run (Ray repeats some in every stage)
+        logger.log(level, message)
+        if level >= logging.INFO:
+            watch.heard(message)  # DEBUG lines are not shown: the terminal stays silent, the watch keeps counting
+        tail = (tail + [line.rstrip()])[-DVC_TAIL_LINES:]
         skipped = skipped or bool(SKIPPED.search(line))
 
     stream(proc, on_line, watch)

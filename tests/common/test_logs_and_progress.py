@@ -104,3 +104,93 @@ def test_silence_watch_reports_a_silent_process_with_its_last_line():
     assert watch.tick() is None
     clock.now = 23
     assert watch.tick() == "pretrain: running for 23s, last: > cookbook pretrain" and len(lines) == 2
+
+
+# --- training: the loss reaches the terminal although Ray Train's workers' logs do not ---------------------------
+
+def _phase(name: str, offset: int, total: int):
+    from types import SimpleNamespace
+
+    return SimpleNamespace(name=name, step_offset=offset, schedule=SimpleNamespace(total_steps=total))
+
+
+def test_loss_line_every_log_every_steps_of_each_phase_and_its_last():
+    from tasks.train.driver import loss_line
+
+    phases = (_phase("pretrain", 0, 12), _phase("anneal", 12, 4))
+    shown = {step: loss_line([str(step), "6.123456", "0.0003", "2100.5"], phases, log_every=5) for step in range(1, 17)}
+    assert [s for s, line in shown.items() if line] == [5, 10, 12, 16]  # steps counted within each phase
+    assert shown[5] == "pretrain step 5/12 loss 6.1235 lr 0.0003 tok/s 2,100"
+    assert shown[16] == "anneal step 4/4 loss 6.1235 lr 0.0003 tok/s 2,100"
+    assert loss_line(["step", "loss", "lr", "tokens_per_s"], phases, 5) is None  # the header
+
+
+def test_loss_lines_follow_the_csv_while_training_writes_it(tmp_path):
+    """A real file written row by row by another thread (as rank 0 does), rewritten once (a resumed phase): every
+    logged step appears once, in order, and a waiting line comes while no step finished."""
+    import csv
+    import threading
+    import time
+    from types import SimpleNamespace
+
+    from tasks.train.driver import LossLines
+
+    plot = tmp_path / "plots" / "pretrain.csv"
+    job = SimpleNamespace(plot_csv=str(plot), phases=(_phase("pretrain", 0, 6),), log_every=2, stage="pretrain")
+    lines: list[str] = []
+
+    def train():
+        time.sleep(0.8)  # workers starting: nothing written yet
+        plot.parent.mkdir(parents=True)
+        rows = [[s, 7.0 - s / 10, 0.001, 1000] for s in range(1, 7)]
+        with open(plot, "w", newline="", buffering=1) as f:
+            w = csv.writer(f)
+            w.writerow(["step", "loss", "lr", "tokens_per_s"])
+            for row in rows[:3]:
+                w.writerow(row)
+                time.sleep(0.1)
+        time.sleep(0.5)
+        with open(plot, "w", newline="", buffering=1) as f:  # resumed from step 2: rewritten, then on
+            w = csv.writer(f)
+            w.writerow(["step", "loss", "lr", "tokens_per_s"])
+            for row in rows:
+                w.writerow(row)
+                time.sleep(0.1)
+
+    with LossLines(job, emit=lines.append, interval=0.5, poll_s=0.05):
+        worker = threading.Thread(target=train)
+        worker.start()
+        worker.join()
+    losses = [line for line in lines if " loss " in line]
+    assert losses == ["pretrain step 2/6 loss 6.8000 lr 0.001 tok/s 1,000", "pretrain step 4/6 loss 6.6000 lr 0.001 tok/s 1,000",
+                      "pretrain step 6/6 loss 6.4000 lr 0.001 tok/s 1,000"], lines
+    assert lines[0].startswith("pretrain: starting the Ray Train workers"), lines
+
+
+def test_the_progress_bound_is_ten_seconds():
+    from tasks.common.progress import PROGRESS_INTERVAL_S
+    from tasks.train.driver import LossLines
+
+    assert PROGRESS_INTERVAL_S <= 10
+    assert LossLines.__init__.__defaults__[1] == PROGRESS_INTERVAL_S  # the training heartbeat uses it
+
+
+def test_loss_lines_reread_a_csv_rewritten_with_other_rows(tmp_path):
+    """A phase resumed from step 2 drops rows 3.. and writes them again (other losses, other lengths)."""
+    from types import SimpleNamespace
+
+    from tasks.train.driver import LossLines
+
+    plot = tmp_path / "sft.csv"
+    job = SimpleNamespace(plot_csv=str(plot), phases=(_phase("sft", 0, 5),), log_every=1, stage="sft")
+    lines: list[str] = []
+    follow = LossLines(job, emit=lines.append)
+    plot.write_text("step,loss,lr,tokens_per_s\n1,2.5,0.1,10\n2,2.4,0.1,10\n3,2.3333333,0.1,10\n4,2.2")
+    follow.read_new_rows()
+    assert [line.split(" loss ")[0] for line in lines] == ["sft step 1/5", "sft step 2/5", "sft step 3/5"]  # 4 unfinished
+    plot.write_text("step,loss,lr,tokens_per_s\n1,2.5,0.1,10\n2,2.4,0.1,10\n3,2.31,0.1,10\n4,2.2,0.1,10\n")
+    follow.read_new_rows()
+    assert [line.split(" loss ")[0] for line in lines][3:] == ["sft step 4/5"]
+    plot.write_text(plot.read_text() + "5,2.1,0.1,10\n")
+    follow.read_new_rows()
+    assert lines[-1] == "sft step 5/5 loss 2.1000 lr 0.1 tok/s 10" and len(lines) == 5

@@ -191,8 +191,52 @@ def test_child_lines_lose_their_own_timestamp_and_repeated_warnings():
     assert line == "WARNING setup.py:85 -- Token authentication is enabled"
     assert LEADING_TIMESTAMP.sub("", "2026/12/07 03:39:43 INFO mlflow: x") == "INFO mlflow: x"
     assert LEADING_TIMESTAMP.sub("", "[2026-12-07 04:12:19,387] [WARNING] [real_accelerator.py:213]") == "[WARNING] [real_accelerator.py:213]"
-    assert not is_repeated_warning("WARNING tasks.x: only once, 12 rows") and is_repeated_warning("WARNING tasks.x: only once, 13 rows")
-    assert not is_repeated_warning("INFO cookbook: 10 rows") and not is_repeated_warning("INFO cookbook: 10 rows")
+    assert not is_repeated_warning("only once, 12 rows") and is_repeated_warning("only once, 13 rows")
+
+
+def test_a_child_line_keeps_one_level_and_no_name_of_its_own():
+    """`INFO evaluate: INFO tasks.evaluate.stage: ...` was two levels and two names on one terminal line: the flow
+    logs the record's message at the record's level under the stage's name."""
+    import logging
+
+    from flows.lifecycle import split_child_line
+
+    assert split_child_line("INFO tasks.ingest.listing: listed 500 files of pip") == (logging.INFO, "listed 500 files of pip")
+    assert split_child_line("WARNING cookbook.train: loss is nan") == (logging.WARNING, "loss is nan")
+    assert split_child_line("2026-12-07 03:47:51,820\tWARNING worker.py:85 -- workers busy") == (logging.WARNING, "workers busy")
+    assert split_child_line("[2026-12-07 04:12:19,387] [WARNING] [real_accelerator.py:213] no cuda") == (logging.WARNING, "no cuda")
+    assert split_child_line("ERROR tasks.clean.stage: shard 3 unreadable") == (logging.ERROR, "shard 3 unreadable")
+    assert split_child_line("Running stage 'clean':") == (logging.INFO, "Running stage 'clean':")  # DVC's own
+    assert split_child_line("INFO cookbook.train: pretrain step 20/100 loss 6.1234") == (logging.INFO, "pretrain step 20/100 loss 6.1234")
+    level, _ = split_child_line("2026-12-07 06:42:13,001\tWARNING __init__.py:28 -- Progress bars disabled. To enable, set x")
+    assert level == logging.DEBUG  # a hint about a setting the project made on purpose: not shown
+
+
+def test_stage_lines_reach_the_terminal_with_one_level_one_name_one_timestamp(tmp_path):
+    """A stage's output streamed through `run_dvc_stage`'s line handler, formatted as `cookbook run` shows it."""
+    import io
+    import logging
+    import re
+
+    from flows.lifecycle import split_child_line
+    from tasks.common.logs import RunFormatter, log_format
+
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(RunFormatter(log_format(True), datefmt="%H:%M:%S"))
+    logger = logging.getLogger("test.flow.lines")
+    logger.handlers, logger.propagate, logger.level = [handler], False, logging.INFO
+    adapter = logging.LoggerAdapter(logger, {"task_run_name": "pretrain"})
+    for raw in ("INFO cookbook.train: pretrain step 20/100 loss 6.1234 lr 0.0003 tok/s 2,100",
+                "2026-12-07 03:47:51,820\tWARNING worker.py:85 -- workers busy", "> cookbook pretrain"):
+        adapter.log(*split_child_line(raw))
+    lines = stream.getvalue().splitlines()
+    assert len(lines) == 3
+    for line in lines:
+        assert re.match(r"^\d\d:\d\d:\d\d (INFO|WARNING) pretrain: ", line), line
+        assert len(re.findall(r"\b(INFO|WARNING|DEBUG|ERROR)\b", line)) == 1, line
+        assert len(re.findall(r"\d\d:\d\d:\d\d", line)) == 1, line
+    assert lines[0].endswith("pretrain: pretrain step 20/100 loss 6.1234 lr 0.0003 tok/s 2,100")
 
 
 def test_summary_names_counts_scores_reports_and_links(tmp_path):

@@ -99,6 +99,9 @@ def main() -> None:
     cfg = RecallConfig()
     pages, _ = usable_pages(read_web(DEFAULT_WEB))
     heldout = heldout_table(cfg)
+    import ray
+
+    ray.shutdown()  # the files were read on Ray workers (the ingest reader); nothing of Ray runs while scorers are timed
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         write_pages(pages, work / "web")

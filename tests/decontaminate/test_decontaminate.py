@@ -10,10 +10,10 @@ import pyarrow.parquet as pq
 from tasks.common.shards import DOC_SCHEMA, read_table
 from tasks.common.tracking import NullTracker
 from tasks.config import Params, TrackingConfig
+from tasks.curate.planted import plants
 from tasks.decontaminate.config import DecontaminateConfig
 from tasks.decontaminate.index import build_index, decontaminate_batch, match, ngram_hashes
 from tasks.decontaminate.stage import run
-from tasks.curate.planted import plants
 from tasks.evaluate import benchmarks
 
 from .conftest import doc, write_docs
@@ -139,3 +139,23 @@ def test_missing_parts_fail_naming_them(tmp_path, params_for):
 
     with pytest.raises(MissingInputError, match="pretrain"):
         run(params_for(), None, tmp_path / "out", NullTracker())
+
+
+def test_the_workers_write_what_the_batch_function_gives_in_one_process_and_a_rerun_is_identical(tmp_path):
+    """The stage (slices on Ray, parts written by the workers) against `decontaminate_batch` over the whole input in
+    this process: the same kept rows, dropped rows and reasons, in input order; a re-run commits the same parts."""
+    from tasks.common.shards import read_manifest
+    from tasks.config import ComputeConfig
+
+    texts = [p["text"] for p in plants()[:6]] + [f"def helper_{i}(x):\n    return x + {i}\n" for i in range(30)]
+    rows = [doc(t, path=f"f{i}.py") for i, t in enumerate(texts)]
+    src = write_docs(tmp_path / "src", rows, rows_per_shard=7)  # several shards, so several slices and parts
+    params = replace(Params(), tracking=TrackingConfig(enabled=False), decontaminate=CFG, compute=ComputeConfig(num_workers=2))
+    metrics = run(params, src, tmp_path / "out", NullTracker())
+    whole = decontaminate_batch(read_table(src), index=index(), cfg=CFG)
+    reasons = whole["drop_reason"].to_pylist()
+    assert read_table(tmp_path / "out").to_pylist() == whole.filter(pa.array([r is None for r in reasons])).drop_columns(["drop_reason"]).to_pylist()
+    assert read_table(tmp_path / "out" / "dropped").to_pylist() == whole.filter(pa.array([r is not None for r in reasons])).to_pylist()
+    assert metrics["rows_dropped"] == 6 and len(read_manifest(tmp_path / "out")["parts"]) > 1
+    manifest = read_manifest(tmp_path / "out")
+    assert run(params, src, tmp_path / "out", NullTracker()) == metrics and read_manifest(tmp_path / "out") == manifest

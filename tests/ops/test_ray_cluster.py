@@ -2,7 +2,9 @@
 
 The cluster is two `ray start --block` nodes with 1 CPU each; `cookbook ingest` then `cookbook clean` join it
 through `compute.ray_address`, both nodes start workers for the stages, and clean's kept ids and drop
-reasons are those of `clean_batch` run in this process on the same rows. Then the worker node is killed
+reasons are those of `clean_batch` run in this process on the same rows; `cookbook dedup` on the cluster
+drops the ids, with the reasons and `duplicate_of`, of the single-process reference
+(`benchmarks/dedup_reference.py`). Then the worker node is killed
 (its process group, SIGKILL) while a driver's `map_to_shards` runs tasks on it: Ray retries the lost tasks
 on the head, and the committed rows are those of an undisturbed run.
 
@@ -28,6 +30,8 @@ import pyarrow.parquet as pq
 from tasks.clean.stage import clean_batch
 from tasks.common.shards import read_table
 from tasks.config import Params
+from tests.dedup.test_dedup_distributed import corpus, write_folder
+from tests.dedup.test_dedup_distributed import reference as dedup_reference
 from tests.ops.servers import BIN, ROOT, base_env, sh
 
 CLUSTER = ROOT / "infra" / "ray" / "local_cluster.py"
@@ -90,6 +94,8 @@ def test_ingest_and_clean_run_on_a_two_node_cluster(tmp_path):
                      timeout=300).stdout.split()[-1]
         ingest = stage("ingest", tmp_path / "src", tmp_path / "ingest", address, tmp_path)
         clean = stage("clean", tmp_path / "ingest", tmp_path / "clean", address, tmp_path)
+        dedup_input = write_folder(tmp_path / "dedup-input", corpus(seed=7))
+        dedup = stage("dedup", dedup_input, tmp_path / "dedup", address, tmp_path)
         assert nodes_with_workers(folder / "ray") == 2, "both nodes ran tasks of the stages"
         survived = map_losing_a_node(tmp_path, address, folder / "ray", json.loads((folder / "cluster.json").read_text())["pids"][1])
     finally:
@@ -97,6 +103,10 @@ def test_ingest_and_clean_run_on_a_two_node_cluster(tmp_path):
         shutil.rmtree(folder, ignore_errors=True)
     assert survived == (list(range(0, 2000, 2)), list(range(1, 2000, 2))), "same rows as an undisturbed run"
     assert ingest["rows_in"] >= 5 and clean["rows_in"] == ingest["rows_kept"]
+    decided = read_table(tmp_path / "dedup" / "dropped").select(["id", "drop_reason", "duplicate_of"]).to_pylist()
+    expected = dedup_reference.reference_decisions(dedup_input, Params().dedup)
+    assert expected and {d["id"]: (d["drop_reason"], d["duplicate_of"]) for d in decided if d["drop_reason"] != "duplicate_id"} == expected
+    assert dedup["rows_in"] == dedup["rows_kept"] + dedup["rows_dropped"]
     reference = clean_batch(read_table(tmp_path / "ingest"), Params().clean)
     kept = reference.filter(pc.is_null(reference["drop_reason"]))
     assert read_table(tmp_path / "clean").column("id").to_pylist() == kept.column("id").to_pylist()

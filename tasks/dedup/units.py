@@ -9,8 +9,9 @@ documents `unit_batch` returns one row per file or chunk with:
 - `band_keys` (file, chunk): the unit's LSH band keys (`cfg.candidate_bands`), so only a few 64-bit
   numbers per unit leave the worker, never a signature;
 - `signature` (repo): the element-wise minimum of the batch's file signatures of that repo, on the
-  last row of each repo in the batch (null elsewhere, at no cost). MinHash is mergeable, so the driver takes the
-  minimum over batches and gets the signature of the union of all the repo's shingles.
+  last row of each repo in the batch (null elsewhere, at no cost). MinHash is mergeable, so the reduce task of
+  the repo (`passes.reduce_units`) takes the minimum over batches and gets the signature of the union of all
+  the repo's shingles.
 """
 
 from __future__ import annotations

@@ -1,36 +1,48 @@
-"""Fault injection: kill stages, their Ray workers, the disk and the MLflow server; nothing may be lost or half-read.
+"""Fault injection: kill every stage, its Ray workers, the disk, the MLflow and the Prefect servers; nothing may
+be lost or half-read, and the final outputs must equal an undisturbed run's.
 
-    python benchmarks/faults.py                                    # every fault kind, 4 kills per stage
-    python benchmarks/faults.py --stages ingest,clean --kills 2 --skip-mlflow --skip-disk-full   # a quick one
+    python benchmarks/faults.py                                  # every stage and fault kind, 3 kills per stage
+    python benchmarks/faults.py --stages ingest,clean --kills 2 --skip mlflow,disk_full,prefect   # a quick one
 
-Each stage runs as `cookbook <stage>` (a real process tree: the driver, its private Ray, MLflow when tracking)
-on a small slice of the embedded corpus (`ingest.max_files`), each stage reading the previous stage's
-undisturbed output. Per stage:
+Every stage of dvc.yaml runs as `cookbook <stage> --input --output` (a real process tree: the driver, its
+private Ray, DeepSpeed for training, MLflow when tracking) in a small project folder (`tools/faults/core.py`
+`make_project`: the repository's params.yaml with `ingest.max_files`, tiny training with a checkpoint every step),
+each stage reading the previous stage's undisturbed output. Per stage:
 
-- baseline: one undisturbed run; its digest is the sorted kept ids, the sorted (id, drop_reason,
-  duplicate_of) of `dropped/`, and for `tokenize` the bytes of `tokens.bin` and the tokenizer files;
-- kills (`--kills`, seeded): the stage is started over its previous (baseline) output and SIGKILLed with
-  all its descendants at a random point of the baseline's duration; while it runs a reader reads the output
-  folder every 0.2 s; afterwards the folder must hold the previous output or nothing (never a mix), then an
-  undisturbed re-run must reproduce the baseline digest;
-- worker kill: one Ray worker running a task (`ray::...`, not idle) of the stage is SIGKILLed; the stage must
-  finish by itself with the baseline digest;
-- disk full (`--skip-disk-full` to leave out; needs `mount -t tmpfs`, i.e. root): the output goes to a
-  tmpfs smaller than it; the stage must fail with exit 2 and one `error: no space left ...` line, leave
-  nothing in that filesystem, and succeed with the baseline digest once the filesystem is made larger;
-- MLflow server loss (`--skip-mlflow`): a real `mlflow server` is the tracking URI and is killed at a random
-  point; the stage must finish with the baseline digest, or fail with one line and succeed when re-run; it
-  must never hang (limit: 3x the baseline + 120 s).
+- baseline: one undisturbed run; its digest (`stage_digest`) is every committed row of every Parquet folder of
+  the output (all columns hashed, ids kept: kept ids, drop reasons, duplicate_of, ...), every other file's bytes
+  (token files, tokenizer, model weights, scores; JSON/CSV without timings) and a training stage's loss curve;
+- kills (`--kills K`, seeded): a previous output is put where the stage writes (the baseline changed
+  everywhere: each Parquet folder without its last row, every file altered), a training stage's checkpoints are
+  removed; then K runs in a row are each SIGKILLed (with all descendants) at a seeded point between 60% of the
+  way to the baseline's first write (a file under its output, a hidden temporary sibling or its checkpoints
+  changed) and its last write (the commit): a kill counts only if the process was still running and its output
+  not yet complete (else it is in `faults_missed` and drawn again, earlier); `stage_kills_while_writing` says
+  how many landed after the run was seen writing (stages that write their output in one burst at the end, such
+  as ingest, are mostly killed while they compute it). Each run starts from what the previous kill left (a
+  training run resumes its checkpoints). A reader
+  digests the output every 0.2 s; every view, and the state after each kill, must be the previous output, the
+  new (baseline) output or nothing -- anything else is a `partial_outputs_seen`. Then one undisturbed run must
+  give the baseline digest; each kill of the chain counts in `runs_identical` if it does;
+- worker kill: one Ray worker running a task of the stage (`ray::<task>`, not idle) is SIGKILLed; the stage
+  must finish by itself with the baseline digest (stages with no busy Ray worker seen: `worker_kill_missed`);
+- disk full (`--disk-full-stages`; needs `mount -t tmpfs`, i.e. root): the output goes to a tmpfs of half the
+  output's size; the stage must fail with exit 2 and one `error: ... no space left` line and leave no
+  readable output, then succeed with the baseline digest once the filesystem is made larger;
+- MLflow server loss (`--mlflow-stages`): a real `mlflow server` is the tracking URI and is killed at a seeded
+  point of the run; the stage must finish with the baseline digest (saying tracking was lost), or fail with
+  one line and succeed when re-run; never hang (limit: 3x the baseline + 180 s);
+- Prefect server restart (once, `--prefect-stages`): `cookbook run --stages ...` in a git + DVC copy of the
+  project against a `prefect server start` of our own (PREFECT_API_URL); when the first stage starts writing the
+  server is stopped (SIGTERM, then SIGKILL) and started again on the same port and database. The run must
+  finish (or fail with one line and finish on a re-run) with the stages' baseline digests, never hang.
 
-A fault counts in `faults_injected` only if it hit a running stage (a run that finished before its kill time
-is reported in `kills_missed`). `runs_identical`: faults after which the final output equals the baseline;
-`rows_lost`: baseline rows (kept + dropped ids) missing from those final outputs; `partial_outputs_seen`:
-reader observations (or post-kill states) that were neither the previous output nor absent; `hung`: runs
-past their limit. The peer of the timing figure is the undisturbed baseline of the same stage in the same run
-(`rerun_seconds_vs_baseline`: mean re-run time after a kill over the baseline time).
+`rows_lost`: baseline rows (and files) missing from the final outputs; `hung`: runs past their limit;
+`stage_failures`: stages whose undisturbed run failed (their error line), not faults of the harness.
+The timing peer is the undisturbed baseline of the same stage in the same run (`rerun_seconds_vs_baseline`).
 
 Multi-version input (the issue's case): `--mv-files` real Python files from the installed distributions, each
-in versions (the original, a one-word edit, a revert to the original, a rewrite of a fifth of its lines) plus
+in versions (the original, a one-line edit, a revert to the original, a rewrite of a fifth of its lines) plus
 a fork holding the edit with more stars, as Stack-v2 JSONL (`repo_name`, `path`, `blob_id`,
 `revision_date`, `star_events_count`, `content`), through `cookbook ingest` and `cookbook dedup`.
 `duplicate_ids_after_ingest` counts rows sharing an id (kept and dropped), next to
@@ -44,13 +56,13 @@ are) with no kept member. Last line: one JSON object.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import os
 import random
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -65,177 +77,15 @@ import pyarrow.parquet as pq
 
 PROJECT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT))
-COOKBOOK = Path(sys.executable).with_name("cookbook")
 
-CHAIN = {"ingest": None, "clean": "ingest", "dedup": "clean", "sample": "dedup", "tokenize": "sample"}
-"""Stage -> the stage whose output it reads (tokenize reads the sampled documents as its pretraining data)."""
-STAGE_SETS = {
-    "ingest": [], "clean": [], "dedup": [], "sample": [],
-    "tokenize": ["tokenize.vocab_size=1024", "tokenize.seq_len=64", "tokenize.train_sample_bytes=200000"],
-}
-COMMON_SETS = ["compute.num_workers=2"]
+from tasks.stages import ORDER  # noqa: E402
+from tools.faults.core import (  # noqa: E402
+    TRAINING, busy_ray_worker, clean_env, differences, free_port, kill_tree, make_project, one_error_line,
+    read_view, remove, restore_baseline, rows_of, run_stage, save_baseline, stage_command, stage_digest,
+    stage_paths, start_mlflow, start_prefect, tree_digest, write_roots)
 
+FAULT_KINDS = ("stage_kill", "worker_kill", "disk_full", "mlflow", "prefect")
 
-# ---------------------------------------------------------------------------------------------- digests
-
-def shard_rows(folder: Path, columns: list[str]) -> list[tuple]:
-    """Rows (as tuples of `columns` present) of a stage folder's shards as a reader gets them (`list_shards`: the
-    parts its manifest lists where it has one), sorted."""
-    from tasks.common.shards import list_shards
-
-    rows = []
-    for path in list_shards(folder):
-        table = pq.read_table(path)
-        present = [c for c in columns if c in table.column_names]
-        rows += list(zip(*(table[c].to_pylist() for c in present)))
-    return sorted(rows, key=repr)
-
-
-def output_digest(folder: Path) -> dict | None:
-    """What must be identical across runs: kept ids, dropped (id, reason, duplicate_of), token bytes. None: absent."""
-    if not folder.exists():
-        return None
-    digest: dict = {"kept": [r[0] for r in shard_rows(folder, ["id"])]}
-    if (folder / "dropped").exists():
-        digest["dropped"] = shard_rows(folder / "dropped", ["id", "drop_reason", "duplicate_of"])
-    for name in ("tokens.bin", "meta.json"):
-        if (folder / name).exists():
-            data = (folder / name).read_bytes()
-            if name == "meta.json":
-                meta = json.loads(data)
-                data = json.dumps({k: v for k, v in meta.items() if "second" not in k}, sort_keys=True).encode()
-            digest[name] = hashlib.sha256(data).hexdigest()
-    if (folder / "tokenizer").exists():
-        digest["tokenizer"] = sorted((p.name, hashlib.sha256(p.read_bytes()).hexdigest()) for p in (folder / "tokenizer").iterdir())
-    return digest
-
-
-def row_ids(digest: dict | None) -> set[str]:
-    if not digest:
-        return set()
-    return set(digest.get("kept", [])) | {r[0] for r in digest.get("dropped", [])}
-
-
-def read_consistently(folder: Path, tries: int = 3) -> tuple[str, dict | None]:
-    """('absent'|'read'|'unreadable', digest) as a reader would see it; a folder replaced mid-read is re-read.
-    Parts without a manifest (a stage killed before its commit) are refused by `list_shards`: no output."""
-    from tasks.common.shards import MissingInputError
-
-    for _ in range(tries):
-        try:
-            digest = output_digest(folder)
-            return ("absent" if digest is None else "read"), digest
-        except MissingInputError:
-            return "absent", None
-        except Exception:  # files vanished or are being written: a reader retries
-            time.sleep(0.05)
-    return "unreadable", None
-
-
-# ---------------------------------------------------------------------------------------------- processes
-
-@dataclass
-class Run:
-    rc: int | None
-    seconds: float
-    output: str
-    hung: bool = False
-    observations: list = field(default_factory=list)
-
-
-def stage_command(stage: str, src: Path | None, out: Path, metrics: Path, sets: list[str]) -> list[str]:
-    cmd = [str(COOKBOOK), stage, "--output", str(out), "--metrics", str(metrics)]
-    if src is not None:
-        cmd += ["--input", str(src)]
-    for s in [*COMMON_SETS, *STAGE_SETS.get(stage, []), *sets]:
-        cmd += ["--set", s]
-    return cmd
-
-
-def kill_tree(proc: subprocess.Popen) -> None:
-    """SIGKILL a process we started and every descendant (Ray's GCS, raylet and workers, a server's workers).
-
-    Only a process not yet reaped is touched (a reaped pid may belong to someone else by now); the descendants
-    are psutil handles, which refuse to signal a recycled pid. `proc.wait()` reaps it, so its return code is
-    the signal's (psutil must not reap it first: subprocess would then report 0).
-    """
-    if proc.poll() is not None:
-        return
-    try:
-        descendants = psutil.Process(proc.pid).children(recursive=True)
-    except psutil.NoSuchProcess:
-        descendants = []
-    proc.kill()
-    for p in descendants:
-        try:
-            p.send_signal(signal.SIGKILL)
-        except psutil.NoSuchProcess:
-            pass
-    proc.wait()
-    psutil.wait_procs(descendants, timeout=10)
-
-
-RAY_SYSTEM_WORDS = ("IDLE", "Agent", "Dashboard", "Supervisor", "Coordinator", "Requester", "StatsActor")
-"""Process titles of Ray's own processes and actors (idle workers, agents, Ray Data's coordinators): not task workers."""
-
-
-def busy_ray_worker(pid: int) -> psutil.Process | None:
-    """A descendant Ray worker running a task (process title `ray::<task>`, not `ray::IDLE`)."""
-    try:
-        for p in psutil.Process(pid).children(recursive=True):
-            try:
-                title = " ".join(p.cmdline())
-            except (psutil.NoSuchProcess, psutil.AccessDenied):
-                continue
-            if title.startswith("ray::") and not any(word in title for word in RAY_SYSTEM_WORDS):
-                return p
-    except psutil.NoSuchProcess:
-        return None
-    return None
-
-
-def run_stage(cmd: list[str], *, env: dict, limit_s: float, watch: Path | None = None, kill_at: float | None = None,
-              on_start=None) -> Run:
-    """Run a command; optionally SIGKILL its tree at `kill_at` s, read `watch` every 0.2 s, call `on_start(proc)`."""
-    started = time.monotonic()
-    log = tempfile.TemporaryFile(mode="w+")
-    proc = subprocess.Popen(cmd, cwd=PROJECT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    observations: list = []
-    stop = threading.Event()
-
-    def reader():
-        while not stop.is_set():
-            observations.append(read_consistently(watch))
-            stop.wait(0.2)
-
-    thread = threading.Thread(target=reader, daemon=True) if watch is not None else None
-    if thread:
-        thread.start()
-    helper = threading.Thread(target=on_start, args=(proc,), daemon=True) if on_start else None
-    if helper:
-        helper.start()
-    hung = False
-    while proc.poll() is None:
-        elapsed = time.monotonic() - started
-        if kill_at is not None and elapsed >= kill_at:
-            kill_tree(proc)
-            break
-        if elapsed > limit_s:
-            kill_tree(proc)
-            hung = True
-            break
-        time.sleep(0.05)
-    rc = proc.returncode
-    stop.set()
-    if thread:
-        thread.join()
-    log.seek(0)
-    text = log.read()
-    killed = kill_at is not None and rc == -signal.SIGKILL
-    return Run(None if killed else rc, time.monotonic() - started, text, hung, observations)
-
-
-# ---------------------------------------------------------------------------------------------- fault kinds
 
 @dataclass
 class Tally:
@@ -244,186 +94,339 @@ class Tally:
     rows_lost: int = 0
     partial: Counter = field(default_factory=Counter)
     hung: int = 0
-    missed: int = 0
+    missed: Counter = field(default_factory=Counter)
     tracebacks: int = 0
     rerun_ratios: list = field(default_factory=list)
-    notes: list = field(default_factory=list)
+    while_writing: int = 0
+    failures: dict = field(default_factory=dict)
 
-    def settle(self, kind: str, baseline: dict, final: dict | None) -> bool:
-        """Count one injected fault of `kind` whose final output is `final`."""
-        self.injected[kind] += 1
+    def settle(self, kind: str, count: int, baseline: dict, final: dict | None) -> bool:
+        """Count `count` injected faults of `kind` whose final output is `final`."""
+        self.injected[kind] += count
         same = final == baseline
-        self.identical += same
-        self.rows_lost += len(row_ids(baseline) - row_ids(final))
+        self.identical += count * same
+        self.rows_lost += len(rows_of(baseline) - rows_of(final))
         return same
 
-    def check_observations(self, kind: str, observations, allowed: list) -> None:
-        """Every reader observation must be the absence of output or one of the `allowed` digests."""
-        for state, digest in observations:
-            if state == "unreadable" or (state == "read" and digest not in allowed):
-                self.partial[kind] += 1
+    def check_views(self, kind: str, observations, allowed: list) -> int:
+        """Every reader view must be no output or one of the `allowed` digests; returns the bad ones."""
+        bad = sum(1 for state, digest in observations
+                  if state == "unreadable" or (state == "read" and digest not in allowed))
+        self.partial[kind] += bad
+        return bad
 
 
-def one_error_line(text: str) -> bool:
-    return "Traceback" not in text and sum(line.startswith("error: ") for line in text.splitlines()) == 1
+def last_error(text: str) -> str:
+    lines = [l for l in text.strip().splitlines() if l.strip()]
+    errors = [l for l in lines if l.startswith("error:")]
+    return (errors or lines or ["(no output)"])[-1][:300]
 
 
-def inject_kills(stage, cmd, out, baseline, base_s, env, rng, kills, tally: Tally, attempts: int = 3) -> None:
-    """`kills` SIGKILLs at seeded points of the first 70% of the (shortest) undisturbed duration; a kill that
-    comes after the run ended is counted as missed and drawn again (up to `attempts` draws per kill)."""
+def limit_for(base_s: float) -> float:
+    return 3 * base_s + 180
+
+
+# ---------------------------------------------------------------------------------------------- stage kills
+
+def install_previous_state(project: Path, stage: str, keep: Path) -> dict | None:
+    """The previous output a killed run must leave intact (different from the new one); a training stage starts
+    from no checkpoint."""
+    from tools.faults.core import install_previous
+
+    if stage in TRAINING:
+        remove(project / "checkpoints" / stage)
+    return install_previous(project, stage, keep)
+
+
+def inject_kills(stage: str, ctx: dict, tally: Tally, kills: int, rng: random.Random, attempts: int = 4) -> None:
+    """`kills` SIGKILLs in a row, each at a seeded point of the baseline's work (from 60% of the way to its first
+    write to its commit) where the run is still running and its output not yet complete, then one run to the end."""
+    project, env, base, baseline, keep = ctx["project"], ctx["env"], ctx["base"], ctx["baseline"], ctx["keep"]
+    cmd, roots = stage_command(stage), write_roots(project, stage)
+    previous = install_previous_state(project, stage, keep)
+    allowed = [previous, baseline]
+    # kill points: from 60% of the way to the baseline's first write to its last write (the commit), i.e. over the
+    # work that ends in the output; a point past the end of a run is drawn again below the missed one
+    low = 0.6 * (base.wrote_at or 0.5 * base.seconds)
+    landed = 0
     for k in range(kills):
-        for _ in range(attempts):
-            shutil.rmtree(out, ignore_errors=True)
-            shutil.copytree(work_baseline(out), out)  # the previous output the killed run must leave intact
-            kill_at = rng.uniform(0.03, 0.7) * base_s
-            killed = run_stage(cmd, env=env, limit_s=3 * base_s + 120, watch=out, kill_at=kill_at)
-            if killed.rc is None:
+        high = max(low + 0.5, (base.last_write_at or base.seconds) + 0.3)
+        for attempt in range(attempts):
+            kill_at = rng.uniform(low, high)
+            run = run_stage(cmd, cwd=project, env=env, limit_s=limit_for(base.seconds), roots=roots,
+                            kill_at=kill_at, reader=lambda: read_view(project, stage))
+            tally.hung += run.hung
+            bad = tally.check_views("stage_kill", run.observations, allowed)
+            committed = run.killed_at is not None and read_view(project, stage)[1] == baseline
+            if run.killed_at is not None and not committed:
                 break
-            tally.missed += 1  # it finished (or failed) before the kill time: no fault injected
-            tally.hung += killed.hung
-            print(f"  {stage} kill {k + 1}/{kills} at {kill_at:.1f}s missed: the run ended first (rc {killed.rc}, "
-                  f"{killed.seconds:.1f}s)", flush=True)
-        else:
+            tally.missed["stage_kill"] += 1
+            high = max(low + 0.2, kill_at)
+            if committed:  # killed after its output was complete: not mid-work; the chain starts over
+                print(f"  {stage} kill {k + 1}/{kills} at {run.killed_at:.1f}s missed: the output was already "
+                      f"complete", flush=True)
+                previous = install_previous_state(project, stage, keep)
+                allowed.append(previous)
+                continue
+            why = f"rc {run.rc}" + ("" if run.wrote_at is not None else ", never seen writing")
+            print(f"  {stage} kill {k + 1}/{kills} at {kill_at:.1f}s missed: the run ended first ({why}, "
+                  f"{run.seconds:.1f}s)", flush=True)
+            if run.rc != 0:
+                tally.failures.setdefault(f"{stage} after a kill", last_error(run.output))
+                tally.tracebacks += "Traceback" in run.output
+                break
+            previous = install_previous_state(project, stage, keep)  # it finished: start the chain over
+            allowed.append(previous)
+        if run.killed_at is None or committed:
             continue
-        tally.check_observations("stage_kill", killed.observations, [baseline])
-        state, after = read_consistently(out)
-        if state == "unreadable" or (state == "read" and after != baseline):
-            tally.partial["stage_kill"] += 1
-        rerun = run_stage(cmd, env=env, limit_s=3 * base_s + 120)
-        tally.hung += rerun.hung
-        tally.tracebacks += rerun.rc not in (0, None) and "Traceback" in rerun.output
-        tally.rerun_ratios.append(rerun.seconds / base_s)
-        same = tally.settle("stage_kill", baseline, output_digest(out) if rerun.rc == 0 else None)
-        print(f"  {stage} kill {k + 1}/{kills} at {kill_at:.1f}s: previous output {state}, {len(killed.observations)} "
-              f"reads during the run, re-run {'identical' if same else 'DIFFERENT'} in {rerun.seconds:.1f}s", flush=True)
+        landed += 1
+        state, after = read_view(project, stage)
+        bad_after = state == "unreadable" or (state == "read" and after not in allowed)
+        tally.partial["stage_kill"] += bad_after
+        what = "absent" if state == "absent" else ("previous" if after in allowed and after != baseline
+                                                   else "A MIX/PARTIAL")
+        tally.while_writing += run.wrote_at is not None
+        writing = f"writing from {run.wrote_at:.1f}s" if run.wrote_at is not None else "before it wrote"
+        print(f"  {stage} kill {k + 1}/{kills} at {run.killed_at:.1f}s ({writing}): output "
+              f"{what} after the kill, {len(run.observations)} reads during the run ({bad} bad)", flush=True)
+    if not landed:
+        return
+    final = run_stage(cmd, cwd=project, env=env, limit_s=limit_for(base.seconds), roots=roots,
+                      reader=lambda: read_view(project, stage))
+    tally.hung += final.hung
+    tally.check_views("stage_kill", final.observations, allowed)
+    tally.rerun_ratios.append(final.seconds / base.seconds)
+    digest = stage_digest(project, stage) if final.rc == 0 else None
+    if final.rc != 0:
+        tally.failures.setdefault(f"{stage} re-run after kills", last_error(final.output))
+        tally.tracebacks += "Traceback" in final.output
+    same = tally.settle("stage_kill", landed, baseline, digest)
+    print(f"  {stage}: after {landed} kills the re-run ({final.seconds:.1f}s, rc {final.rc}) is "
+          f"{'identical' if same else 'DIFFERENT: ' + ', '.join(differences(baseline, digest))}", flush=True)
 
 
-def inject_worker_kill(stage, cmd, out, baseline, base_s, env, tally: Tally) -> None:
-    victims: list = []
+def inject_worker_kill(stage: str, ctx: dict, tally: Tally) -> None:
+    project, env, base, baseline, keep = ctx["project"], ctx["env"], ctx["base"], ctx["baseline"], ctx["keep"]
+    victims: list[str] = []
 
     def kill_one_worker(proc):
         while proc.poll() is None and not victims:
             worker = busy_ray_worker(proc.pid)
             if worker is not None:
                 try:
-                    victims.append(" ".join(worker.cmdline())[:60])
+                    title = " ".join(worker.cmdline())[:60]
                     worker.send_signal(signal.SIGKILL)
+                    victims.append(title)
                 except psutil.NoSuchProcess:
-                    victims.clear()
+                    pass
             time.sleep(0.1)
 
-    shutil.rmtree(out, ignore_errors=True)
-    run = run_stage(cmd, env=env, limit_s=3 * base_s + 120, watch=out, on_start=kill_one_worker)
+    previous = install_previous_state(project, stage, keep)
+    run = run_stage(stage_command(stage), cwd=project, env=env, limit_s=limit_for(base.seconds),
+                    reader=lambda: read_view(project, stage), on_start=kill_one_worker)
     tally.hung += run.hung
+    tally.check_views("worker_kill", run.observations, [previous, baseline])
     if not victims:
-        tally.missed += 1
-        print(f"  {stage} worker kill: no busy Ray worker seen (rc {run.rc})", flush=True)
+        tally.missed["worker_kill"] += 1
+        print(f"  {stage} worker kill: no busy Ray worker seen (rc {run.rc}, {run.seconds:.1f}s)", flush=True)
+        if run.rc != 0:
+            tally.failures.setdefault(f"{stage} (worker kill run)", last_error(run.output))
         return
-    tally.check_observations("worker_kill", run.observations, [baseline])
-    tally.tracebacks += run.rc not in (0, None) and "Traceback" in run.output
-    same = tally.settle("worker_kill", baseline, output_digest(out) if run.rc == 0 else None)
-    print(f"  {stage} worker kill ({victims[0]}): rc {run.rc}, {'identical' if same else 'DIFFERENT'}", flush=True)
+    digest = stage_digest(project, stage) if run.rc == 0 else None
+    if run.rc != 0:
+        tally.failures.setdefault(f"{stage} after a worker kill", last_error(run.output))
+        tally.tracebacks += "Traceback" in run.output
+    same = tally.settle("worker_kill", 1, baseline, digest)
+    print(f"  {stage} worker kill ({victims[0]}): rc {run.rc} in {run.seconds:.1f}s, "
+          f"{'identical' if same else 'DIFFERENT: ' + ', '.join(differences(baseline, digest))}", flush=True)
 
 
-def folder_bytes(folder: Path) -> int:
-    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+def folder_bytes(path: Path) -> int:
+    return path.stat().st_size if path.is_file() else sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
 
 def mount_tmpfs(path: Path, size_bytes: int) -> bool:
     path.mkdir(parents=True, exist_ok=True)
-    size_kb = max(64, size_bytes // 1024)
-    return subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size_kb}k", "tmpfs", str(path)], capture_output=True).returncode == 0
+    return subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={max(64, size_bytes // 1024)}k", "tmpfs", str(path)],
+                          capture_output=True).returncode == 0
 
 
-def inject_disk_full(stage, src, sets, work, baseline, base_s, env, tally: Tally) -> str:
+def inject_disk_full(stage: str, ctx: dict, tally: Tally) -> str:
+    project, env, base, baseline, keep, work = (ctx[k] for k in ("project", "env", "base", "baseline", "keep", "work"))
     small = work / f"small-{stage}"
-    need = folder_bytes(work_baseline(work / "out" / stage))
+    need = folder_bytes(keep)
     if not mount_tmpfs(small, need // 2):
         return "skipped: mount -t tmpfs not permitted (needs root)"
+    expected = {k: v for k, v in baseline.items() if k != "plots/loss.csv"}
     try:
-        out = small / "out"
-        cmd = stage_command(stage, src, out, work / f"disk-{stage}.metrics.json", sets)
-        run = run_stage(cmd, env=env, limit_s=3 * base_s + 120)
+        out = small / Path(stage_paths(stage)[1]).name
+        cmd = stage_command(stage, output=str(out))
+        run = run_stage(cmd, cwd=project, env=env, limit_s=limit_for(base.seconds))
         tally.hung += run.hung
-        leftovers = sorted(str(p.relative_to(small)) for p in small.rglob("*") if p.is_file())
-        ok_failure = run.rc == 2 and one_error_line(run.output) and "no space left" in run.output and not leftovers
-        if run.rc not in (0, 2) and "Traceback" in run.output:
-            tally.tracebacks += 1
-        state, _ = read_consistently(out)
-        if state != "absent":  # a reader finds a folder where the failed stage had nothing to leave
+        ok_failure = run.rc == 2 and one_error_line(run.output) and "no space left" in run.output.lower()
+        tally.tracebacks += run.rc not in (0, 2) and "Traceback" in run.output
+        try:
+            seen = tree_digest(out)
+        except Exception:  # noqa: BLE001 - a reader that cannot read it
+            seen = "unreadable"
+        if seen is not None:  # the failed stage had nothing to leave: a reader must find no output
             tally.partial["disk_full"] += 1
-        subprocess.run(["mount", "-o", f"remount,size={max(64, 4 * need // 1024)}k", str(small)], check=True)
-        rerun = run_stage(cmd, env=env, limit_s=3 * base_s + 120)
-        same = tally.settle("disk_full", baseline, output_digest(out) if rerun.rc == 0 else None)
-        line = next((l for l in run.output.splitlines() if l.startswith("error: ")), run.output.strip().splitlines()[-1:])
-        print(f"  {stage} disk full ({need // 2} of {need} bytes): rc {run.rc}, leftovers {leftovers}, {line}; "
-              f"after freeing space {'identical' if same else 'DIFFERENT'}", flush=True)
-        return "failed with one line, no leftovers" if ok_failure else f"rc {run.rc}, leftovers {leftovers}"
+        leftovers = sorted(p.name for p in small.iterdir())
+        subprocess.run(["mount", "-o", f"remount,size={max(1024, 8 * need // 1024)}k", str(small)], check=True)
+        rerun = run_stage(cmd, cwd=project, env=env, limit_s=limit_for(base.seconds))
+        digest = tree_digest(out) if rerun.rc == 0 else None
+        same = tally.settle("disk_full", 1, expected, digest)
+        if rerun.rc != 0:
+            tally.failures.setdefault(f"{stage} re-run after disk full", last_error(rerun.output))
+        print(f"  {stage} disk full ({need // 2} of {need} bytes): rc {run.rc}, {last_error(run.output)!r}, output "
+              f"after it {'none' if seen is None else 'PRESENT'} (entries {leftovers}); after freeing space "
+              f"{'identical' if same else 'DIFFERENT: ' + ', '.join(differences(expected, digest))}", flush=True)
+        return "failed with one line, no output" if ok_failure and seen is None else \
+            f"rc {run.rc}: {last_error(run.output)}"
     finally:
         subprocess.run(["umount", "-l", str(small)], capture_output=True)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def inject_mlflow_loss(stage: str, ctx: dict, tally: Tally, rng: random.Random) -> str:
+    project, env, base, baseline, keep, work = (ctx[k] for k in ("project", "env", "base", "baseline", "keep", "work"))
+    server, uri = start_mlflow(work / f"mlflow-{stage}")
+    previous = install_previous_state(project, stage, keep)
+    kill_at = rng.uniform(0.1, 0.8) * base.seconds
+    hit: list[bool] = []
 
+    def stop_server(proc):
+        time.sleep(kill_at)
+        hit.append(proc.poll() is None)
+        kill_tree(server)
 
-def start_mlflow(work: Path) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    server = subprocess.Popen(
-        [str(Path(sys.executable).with_name("mlflow")), "server", "--host", "127.0.0.1", "--port", str(port),
-         "--backend-store-uri", f"sqlite:///{work}/mlflow.db", "--default-artifact-root", str(work / "mlartifacts"),
-         "--workers", "1"],
-        cwd=work, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                return server, url
-        except OSError:
-            time.sleep(0.5)
-    kill_tree(server)
-    raise RuntimeError("mlflow server did not start in 180 s")
-
-
-def inject_mlflow_loss(stage, src, sets, work, baseline, base_s, env, rng, tally: Tally) -> str:
-    server, url = start_mlflow(work)
-    out = work / f"mlflow-{stage}"
-    cmd = stage_command(stage, src, out, work / f"mlflow-{stage}.metrics.json", [*sets, "tracking.enabled=true"])
-    kill_at = rng.uniform(0.05, 0.9) * base_s
-    timer = threading.Timer(kill_at, kill_tree, args=(server,))
-    timer.start()
-    run = run_stage(cmd, env={**env, "MLFLOW_TRACKING_URI": url}, limit_s=3 * base_s + 120, watch=out)
-    timer.cancel()
-    timer.join()
+    cmd = stage_command(stage, sets=["tracking.enabled=true"])
+    run = run_stage(cmd, cwd=project, env={**env, "MLFLOW_TRACKING_URI": uri}, limit_s=limit_for(base.seconds),
+                    reader=lambda: read_view(project, stage), on_start=stop_server)
     kill_tree(server)
     tally.hung += run.hung
-    tally.check_observations("mlflow_server_loss", run.observations, [baseline])
+    tally.check_views("mlflow_server_loss", run.observations, [previous, baseline])
+    if not (hit and hit[0]):
+        tally.missed["mlflow_server_loss"] += 1
+        print(f"  {stage} MLflow server loss at {kill_at:.1f}s missed: the run ended first (rc {run.rc})", flush=True)
+        return "missed"
     if run.rc == 0:
-        outcome, final = "finished", output_digest(out)
-    elif run.rc == 2 and one_error_line(run.output):
-        rerun = run_stage(stage_command(stage, src, out, work / "rerun.metrics.json", sets), env=env, limit_s=3 * base_s + 120)
-        outcome, final = "failed with one line", output_digest(out) if rerun.rc == 0 else None
+        outcome, digest = "finished", stage_digest(project, stage)
     else:
-        outcome, final = ("hung" if run.hung else f"failed rc {run.rc}"), None
+        outcome = "failed with one line" if run.rc == 2 and one_error_line(run.output) else f"failed rc {run.rc}"
         tally.tracebacks += "Traceback" in run.output
-        rerun = run_stage(stage_command(stage, src, out, work / "rerun.metrics.json", sets), env=env, limit_s=3 * base_s + 120)
-        final = output_digest(out) if rerun.rc == 0 else None
-    said_lost = any("tracking" in l.lower() and ("lost" in l.lower() or "unreachable" in l.lower()) for l in run.output.splitlines())
-    same = tally.settle("mlflow_server_loss", baseline, final)
-    print(f"  {stage} MLflow server killed at {kill_at:.1f}s: {outcome} in {run.seconds:.1f}s, said tracking was lost: "
-          f"{said_lost}, final output {'identical' if same else 'DIFFERENT'}", flush=True)
-    return outcome
+        rerun = run_stage(stage_command(stage), cwd=project, env=env, limit_s=limit_for(base.seconds))
+        digest = stage_digest(project, stage) if rerun.rc == 0 else None
+    said_lost = "tracking lost" in run.output.lower() or "tracking was lost" in run.output.lower()
+    same = tally.settle("mlflow_server_loss", 1, baseline, digest)
+    print(f"  {stage} MLflow server killed at {kill_at:.1f}s: {outcome} in {run.seconds:.1f}s, said tracking was "
+          f"lost: {said_lost}, {'identical' if same else 'DIFFERENT: ' + ', '.join(differences(baseline, digest))}",
+          flush=True)
+    return outcome + (", said tracking was lost" if said_lost else "")
 
 
-def work_baseline(out: Path) -> Path:
-    return out.with_name(out.name + ".baseline")
+# ---------------------------------------------------------------------------------------------- Prefect restart
+
+def git_project_copy(dest: Path, params_from: Path) -> Path:
+    """A committed git + DVC copy of the repository's files with the harness's params.yaml (for `cookbook run`)."""
+    listed = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=PROJECT,
+                            capture_output=True, text=True, check=True).stdout.splitlines()
+    for rel in listed:
+        src = PROJECT / rel
+        if src.is_file() and not rel.startswith(("metrics/", "plots/")):
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest / rel)
+    shutil.copy2(params_from, dest / "params.yaml")
+    env = clean_env(GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@t", GIT_COMMITTER_NAME="t", GIT_COMMITTER_EMAIL="t@t")
+    for cmd in (["git", "init", "-q"], ["git", "add", "-A"], ["git", "commit", "-qm", "faults"]):
+        subprocess.run(cmd, cwd=dest, env=env, check=True, capture_output=True)
+    (dest / ".git" / "info" / "exclude").write_text(".prefect/\n")
+    return dest
+
+
+def restart_prefect_when_writing(project: Path, first_stage: str, home: Path, port: int, holder: dict,
+                                 delay: float):
+    """`on_start` callback: when `first_stage` starts writing (+`delay` s), stop the Prefect server (SIGTERM,
+    SIGKILL after 10 s) and start it again on the same port and database; records what it did in `holder`."""
+    roots = write_roots(project, first_stage)
+
+    def act(proc):
+        from tools.faults.core import write_marks
+
+        before = write_marks(roots)
+        while proc.poll() is None and not (write_marks(roots) - before):
+            time.sleep(0.2)
+        time.sleep(delay)
+        if proc.poll() is not None:
+            return
+        server = holder["server"]
+        holder["stopped_while_running"] = True
+        stopped = time.monotonic()
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            kill_tree(server)
+        holder["server"] = start_prefect(home, port)
+        holder["down_seconds"] = round(time.monotonic() - stopped, 1)
+
+    return act
+
+
+def inject_prefect_restart(ctx: dict, stages: list[str], tally: Tally, rng: random.Random) -> str:
+    """`cookbook run --stages` against our own Prefect server, restarted while the first stage writes."""
+    work, baselines, base_seconds = ctx["work"], ctx["baselines"], ctx["base_seconds"]
+    project = git_project_copy(work / "prefect-project", ctx["project"] / "params.yaml")
+    home, port = work / "prefect-home", free_port()
+    holder = {"server": start_prefect(home, port)}
+    env = {**ctx["env"], **{k: v for k, v in clean_env().items() if k == "PATH"},
+           "PREFECT_API_URL": f"http://127.0.0.1:{port}/api", "PREFECT_HOME": str(work / "prefect-client")}
+    env = {k: v for k, v in env.items() if not k.startswith("MLFLOW_")}
+    cmd = [str(Path(sys.executable).with_name("cookbook")), "run", "--stages", ",".join(stages)]
+    limit = 3 * sum(base_seconds[s] for s in stages) + 300
+    try:
+        run = run_stage(cmd, cwd=project, env=env, limit_s=limit,
+                        on_start=restart_prefect_when_writing(project, stages[0], home, port, holder,
+                                                              rng.uniform(0.0, 0.5) * base_seconds[stages[0]]))
+        tally.hung += run.hung
+        if not holder.get("stopped_while_running"):
+            tally.missed["prefect_restart"] += 1
+            print(f"  prefect restart missed: the run ended first (rc {run.rc}, {run.seconds:.1f}s)", flush=True)
+            return "missed"
+        if run.rc == 0:
+            outcome = "finished"
+        else:
+            outcome = "failed with one line" if one_error_line(run.output) else f"failed rc {run.rc}"
+            tally.tracebacks += "Traceback" in run.output
+            print(f"  prefect restart: `cookbook run` {outcome}: {last_error(run.output)}; re-running", flush=True)
+            rerun = run_stage(cmd, cwd=project, env=env, limit_s=limit)
+            tally.hung += rerun.hung
+            if rerun.rc != 0:
+                tally.failures.setdefault("cookbook run after a Prefect restart", last_error(rerun.output))
+        finals = {f"{s}/{k}": v for s in stages for k, v in (stage_digest(project, s) or {}).items()}
+        expected = {f"{s}/{k}": v for s in stages for k, v in baselines[s].items()}
+        same = tally.settle("prefect_restart", 1, expected, finals)
+        print(f"  Prefect server restarted ({holder.get('down_seconds')}s down) during `cookbook run --stages "
+              f"{','.join(stages)}`: {outcome} in {run.seconds:.1f}s, outputs "
+              f"{'identical' if same else 'DIFFERENT: ' + ', '.join(differences(expected, finals))}",
+              flush=True)
+        return f"{outcome}, server down {holder.get('down_seconds')}s"
+    finally:
+        kill_tree(holder["server"])
 
 
 # ---------------------------------------------------------------------------------------------- multi-version
 
+def shard_rows(folder: Path, columns: list[str]) -> list[tuple]:
+    """Rows (tuples of the `columns` present) of a stage folder's committed shards, sorted."""
+    from tasks.common.shards import list_shards
+
+    rows = []
+    for path in list_shards(folder):
+        table = pq.read_table(path)
+        present = [c for c in columns if c in table.column_names]
+        rows += list(zip(*(table[c].to_pylist() for c in present)))
+    return sorted(rows, key=repr)
 def installed_python_files(limit: int) -> list[tuple[str, str]]:
     """(repo, text) of up to `limit` real Python files (1-40 kB) of the embedded corpus' distributions."""
     import importlib.metadata
@@ -531,65 +534,87 @@ def multi_version(work: Path, num_files: int, seed: int, env: dict) -> dict:
     mv.mkdir()
     num = multi_version_jsonl(mv / "stack.jsonl", num_files, seed)
     for stage, src, out in (("ingest", mv / "stack.jsonl", mv / "ingest"), ("dedup", mv / "ingest", mv / "dedup")):
-        run = run_stage(stage_command(stage, src, out, mv / f"{stage}.metrics.json", ["tracking.enabled=false"]),
-                        env=env, limit_s=1800)
+        cmd = [str(Path(sys.executable).with_name("cookbook")), stage, "--input", str(src), "--output", str(out),
+               "--metrics", str(mv / f"{stage}.metrics.json"), "--set", "tracking.enabled=false",
+               "--set", "compute.num_workers=2"]
+        run = run_stage(cmd, cwd=PROJECT, env=env, limit_s=1800)
         if run.rc != 0:
-            return {"multi_version_error": f"{stage} rc {run.rc}: {run.output.strip().splitlines()[-1:]}"}
+            return {"multi_version_error": f"{stage} rc {run.rc}: {last_error(run.output)}"}
     return {"multi_version_records": num, **near_copy_figures(mv / "ingest", mv / "dedup")}
 
 
 # ---------------------------------------------------------------------------------------------- main
 
+def stage_list(text: str, parser) -> list[str]:
+    names = [s.strip() for s in text.split(",") if s.strip()]
+    if set(names) - set(ORDER):
+        parser.error(f"unknown stage(s) {', '.join(sorted(set(names) - set(ORDER)))}; choose from {', '.join(ORDER)}")
+    return [s for s in ORDER if s in names]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--stages", default=",".join(CHAIN), help=f"comma-separated, from {', '.join(CHAIN)}")
-    parser.add_argument("--kills", type=int, default=4, help="SIGKILLs per stage (default 4)")
-    parser.add_argument("--max-files", type=int, default=300, help="ingest.max_files of the embedded slice")
+    parser.add_argument("--stages", default=",".join(ORDER), help="stages to inject faults into (default: all)")
+    parser.add_argument("--kills", type=int, default=3, help="SIGKILLs per data stage (default 3)")
+    parser.add_argument("--train-kills", type=int, default=2, help="SIGKILLs per training stage (default 2)")
+    parser.add_argument("--max-files", type=int, default=150, help="ingest.max_files of the embedded slice")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--mv-files", type=int, default=200, help="files of the multi-version input (0: skip)")
-    parser.add_argument("--skip-worker-kill", action="store_true")
-    parser.add_argument("--skip-disk-full", action="store_true")
-    parser.add_argument("--skip-mlflow", action="store_true")
+    parser.add_argument("--worker-kill-stages", default=",".join(ORDER))
+    parser.add_argument("--disk-full-stages", default="ingest,clean,dedup,tokenize,pretrain")
+    parser.add_argument("--mlflow-stages", default="ingest,clean,tokenize,pretrain")
+    parser.add_argument("--prefect-stages", default="ingest,recall", help="the stages of the `cookbook run` restarted")
+    parser.add_argument("--skip", default="", help=f"fault kinds to leave out: {', '.join(FAULT_KINDS)}")
     parser.add_argument("--work", type=Path, default=None, help="scratch folder (default: a temporary one, removed)")
     args = parser.parse_args()
-    stages = [s.strip() for s in args.stages.split(",") if s.strip()]
-    if not stages or set(stages) - set(CHAIN):
-        parser.error(f"--stages: choose from {', '.join(CHAIN)}")
+    stages = stage_list(args.stages, parser)
+    skip = {s.strip() for s in args.skip.split(",") if s.strip()}
+    if skip - set(FAULT_KINDS):
+        parser.error(f"--skip: choose from {', '.join(FAULT_KINDS)}")
+    worker_stages = set(stage_list(args.worker_kill_stages, parser)) if "worker_kill" not in skip else set()
+    disk_stages = set(stage_list(args.disk_full_stages, parser)) if "disk_full" not in skip else set()
+    mlflow_stages = set(stage_list(args.mlflow_stages, parser)) if "mlflow" not in skip else set()
+    prefect_stages = stage_list(args.prefect_stages, parser) if "prefect" not in skip else []
     rng = random.Random(args.seed)
-    work = args.work or Path(tempfile.mkdtemp(prefix="faults-"))
+    work = (args.work or Path(tempfile.mkdtemp(prefix="faults-"))).resolve()
     work.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "PYTHONWARNINGS": "ignore", "MLFLOW_TRACKING_URI": f"sqlite:///{work}/local-mlflow.db"}
+    project = make_project(work / "project", args.max_files)
+    env = {**clean_env(), **{k: v for k, v in os.environ.items() if k == "PYTHONPATH"}}
     tally, figures, started = Tally(), {}, time.monotonic()
-    disk, mlflow_outcomes = {}, {}
+    disk, mlflow_outcomes, prefect_outcome, baselines, base_seconds = {}, {}, None, {}, {}
+    needed = ORDER[: max(ORDER.index(s) for s in [*stages, *prefect_stages]) + 1]
     try:
-        order = list(CHAIN)
-        for stage in order[: max(order.index(s) for s in stages) + 1]:  # a stage needs its predecessors' outputs
-            src = work / "out" / CHAIN[stage] if CHAIN[stage] else None
-            out = work / "out" / stage
-            sets = ["tracking.enabled=false"] + ([f"ingest.max_files={args.max_files}"] if stage == "ingest" else [])
-            cmd = stage_command(stage, src, out, work / f"{stage}.metrics.json", sets)
-            cold = run_stage(cmd, env=env, limit_s=1800)
-            if cold.rc != 0:
-                raise SystemExit(f"{stage} baseline failed (rc {cold.rc}): {cold.output[-2000:]}")
-            baseline = output_digest(out)
-            base = run_stage(cmd, env=env, limit_s=1800)  # warm: the duration kill points are drawn from
-            if base.rc != 0 or output_digest(out) != baseline:
-                raise SystemExit(f"{stage}: two undisturbed runs differ (rc {base.rc}); nothing to compare faults against")
-            shutil.copytree(out, work_baseline(out))
-            print(f"{stage}: baseline {cold.seconds:.1f}s cold, {base.seconds:.1f}s warm, identical, "
-                  f"{len(row_ids(baseline))} rows", flush=True)
-            if stage not in stages:
-                continue
-            shortest = min(cold.seconds, base.seconds)
-            inject_kills(stage, cmd, out, baseline, shortest, env, rng, args.kills, tally)
-            if not args.skip_worker_kill:
-                inject_worker_kill(stage, cmd, out, baseline, base.seconds, env, tally)
-            if not args.skip_disk_full:
-                disk[stage] = inject_disk_full(stage, src, sets, work, baseline, base.seconds, env, tally)
-            if not args.skip_mlflow:
-                mlflow_outcomes[stage] = inject_mlflow_loss(stage, src, sets, work, baseline, base.seconds, env, rng, tally)
-            shutil.rmtree(out, ignore_errors=True)
-            shutil.copytree(work_baseline(out), out)  # the next stage reads the undisturbed output
+        for stage in needed:  # a stage needs its predecessors' outputs
+            roots = write_roots(project, stage)
+            if stage in TRAINING:
+                remove(project / "checkpoints" / stage)
+            base = run_stage(stage_command(stage), cwd=project, env=env, limit_s=3600, roots=roots)
+            if base.rc != 0:
+                tally.failures[f"{stage} (undisturbed)"] = last_error(base.output)
+                print(f"{stage}: undisturbed run failed (rc {base.rc}): {last_error(base.output)}", flush=True)
+                break
+            baseline = stage_digest(project, stage)
+            keep = work / "baselines" / stage
+            save_baseline(project, stage, keep)
+            baselines[stage], base_seconds[stage] = baseline, base.seconds
+            print(f"{stage}: undisturbed {base.seconds:.1f}s (writing from {base.wrote_at if base.wrote_at is None else round(base.wrote_at, 1)}s), "
+                  f"{len(rows_of(baseline))} rows and files", flush=True)
+            ctx = {"project": project, "env": env, "base": base, "baseline": baseline, "keep": keep, "work": work}
+            if stage in stages:
+                if "stage_kill" not in skip:
+                    inject_kills(stage, ctx, tally, args.train_kills if stage in TRAINING else args.kills, rng)
+                if stage in worker_stages:
+                    inject_worker_kill(stage, ctx, tally)
+                if stage in disk_stages:
+                    disk[stage] = inject_disk_full(stage, ctx, tally)
+                if stage in mlflow_stages:
+                    mlflow_outcomes[stage] = inject_mlflow_loss(stage, ctx, tally, rng)
+            restore_baseline(project, stage, keep)  # the next stage reads the undisturbed output
+            if stage in TRAINING:  # and the next training stage's checkpoints start from nothing
+                remove(project / "checkpoints" / stage)
+        if prefect_stages and all(s in baselines for s in prefect_stages):
+            ctx = {"project": project, "env": env, "work": work, "baselines": baselines, "base_seconds": base_seconds}
+            prefect_outcome = inject_prefect_restart(ctx, prefect_stages, tally, rng)
         if args.mv_files:
             figures.update(multi_version(work, args.mv_files, args.seed, env))
     finally:
@@ -600,9 +625,13 @@ def main() -> None:
         "faults_injected": injected, "faults_by_kind": dict(tally.injected), "runs_identical": tally.identical,
         "rows_lost": tally.rows_lost, "partial_outputs_seen": sum(tally.partial.values()),
         "partial_outputs_by_kind": dict(tally.partial), "hung": tally.hung,
-        "failed_with_traceback": tally.tracebacks, "kills_missed": tally.missed,
+        "failed_with_traceback": tally.tracebacks,
+        "stage_kills_while_writing": tally.while_writing, "faults_missed": dict(tally.missed),
+        "stage_failures": tally.failures,
         "rerun_seconds_vs_baseline": round(sum(tally.rerun_ratios) / len(tally.rerun_ratios), 3) if tally.rerun_ratios else None,
-        "disk_full": disk, "mlflow_server_loss": mlflow_outcomes, "stages": stages, "kills_per_stage": args.kills,
+        "disk_full": disk, "mlflow_server_loss": mlflow_outcomes, "prefect_restart": prefect_outcome,
+        "stages": stages, "kills_per_stage": args.kills, "kills_per_training_stage": args.train_kills,
+        "baseline_seconds": {s: round(v, 1) for s, v in base_seconds.items()},
         **figures, "seconds": round(time.monotonic() - started, 1),
     }))
 

@@ -334,10 +334,42 @@ def lifecycle(params_path: str = "params.yaml", overrides: list[str] | None = No
             from tasks.common.tracking import run_url
 
             exp_id = parent.client.get_run(parent.run_id).info.experiment_id
-            parent.log_metrics({"stages_run": len(results) - len(cached), "stages_cached": len(cached)})
             mlflow_url = run_url(parent.uri, exp_id, parent.run_id)
+            describe_lifecycle(parent, results, cached, Path(project_dir), prefect_run_url()[1])
     return {"stages": results, "cached": cached, "mlflow_run_url": mlflow_url,
             "prefect_flow_run_url": prefect_run_url()[1]}
+
+
+LIFECYCLE_OUTPUTS = ("sft", "evaluate", "report")
+"""Stages whose outputs a lifecycle run lists as its datasets (the model, its scores, the report)."""
+
+
+def lifecycle_metrics(results: dict[str, dict], cached: list[str]) -> dict[str, float]:
+    """The numbers a lifecycle row shows in the runs table: stages run and cached, each data stage's rows kept,
+    each training stage's final loss, the tokens, and every benchmark's pass@1."""
+    out: dict[str, float] = {"stages_run": len(results) - len(cached), "stages_cached": len(cached)}
+    for stage, m in results.items():
+        for key in ("rows_kept", "final_loss", "num_tokens"):
+            if isinstance(m.get(key), (int, float)) and not isinstance(m.get(key), bool):
+                out[f"{stage}.{key}"] = m[key]
+        if stage == "evaluate":
+            out.update({f"{b}.pass_at_1": v["pass@1"] for b, v in m.items() if isinstance(v, dict) and "pass@1" in v})
+    return out
+
+
+def describe_lifecycle(parent, results: dict[str, dict], cached: list[str], project_dir: Path,
+                       prefect_url: str | None) -> None:
+    """The lifecycle run's headline metrics, its description (the run's summary, shown on its page) and the
+    model, scores and report it produced as output datasets."""
+    from tasks.stages import STAGES
+
+    parent.log_metrics(lifecycle_metrics(results, cached))
+    summary = "\n".join(summary_lines({"stages": results, "cached": cached}, project_dir)).strip()
+    parent.set_tags({"mlflow.note.content": "```\n" + summary + "\n```" +
+                     (f"\n\n[Prefect flow run]({prefect_url})" if prefect_url else "")})
+    outputs = [STAGES[s].output for s in LIFECYCLE_OUTPUTS if s in results and STAGES[s].output]
+    with contextlib.chdir(project_dir):  # paths and dvc.lock relative to the project
+        parent.log_datasets(outputs, "output")
 
 
 def summary_lines(result: dict, project_dir: Path) -> list[str]:
@@ -364,6 +396,7 @@ def summary_lines(result: dict, project_dir: Path) -> list[str]:
         lines += ["", "Reports: " + ", ".join(str(p.relative_to(project_dir)) for p in reports)]
     if result.get("mlflow_run_url"):
         lines.append(f"MLflow:  {result['mlflow_run_url']}  (mlflow ui --backend-store-uri sqlite:///mlflow.db)")
+        lines.append(f"         all lifecycles: {result['mlflow_run_url'].split('/runs/')[0]}/runs?workflowType=machine_learning")
     if result.get("prefect_flow_run_url"):
         lines.append(f"Prefect: {result['prefect_flow_run_url']}  (prefect server start)")
     return lines

@@ -249,6 +249,38 @@ EXPERIMENT_KIND = "custom_model_development"
 """MLflow 3's UI opens an experiment of this kind on its "Training runs" table (not the empty GenAI overview)."""
 
 
+def default_tags() -> dict[str, str]:
+    """What MLflow's UI shows as "Created by" and "Source": the user, and the command (`cookbook clean`,
+    `cookbook run`) that opened the run."""
+    import getpass
+    import sys
+
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = "unknown"
+    command = " ".join([Path(sys.argv[0]).name, *[a for a in sys.argv[1:2] if not a.startswith("-")]]) if sys.argv else ""
+    return {"mlflow.user": user, "mlflow.source.type": "LOCAL", "mlflow.source.name": command or "python"}
+
+
+BREAKDOWN_ENTRIES = 12
+"""A nested metric with more entries than this (rows removed per rule, per language, per repository) is a
+breakdown: it stays in the stage's metrics JSON (an artifact of its run) instead of becoming a metric column per
+entry in the runs table."""
+
+
+def metric_items(metrics: Mapping[str, Any], prefix: str = "") -> dict[str, float]:
+    """The finite numbers of `metrics` as MLflow metrics (nested keys joined with `.`), breakdowns left out."""
+    out: dict[str, float] = {}
+    for key, value in metrics.items():
+        if isinstance(value, Mapping):
+            if len(value) <= BREAKDOWN_ENTRIES:
+                out.update(metric_items(value, f"{prefix}{key}."))
+        else:
+            out.update(numeric_items({key: value}, prefix))
+    return out
+
+
 class MlflowTracker:
     """Logs to one MLflow run through `MlflowClient` (no global active-run state)."""
 
@@ -273,7 +305,7 @@ class MlflowTracker:
 
         uri = uri or tracking_uri()
         client = MlflowClient(tracking_uri=uri)
-        all_tags = {k: str(v) for k, v in (tags or {}).items()}
+        all_tags = {**default_tags(), **{k: str(v) for k, v in (tags or {}).items()}}
         if parent_run_id:
             all_tags["mlflow.parentRunId"] = parent_run_id
         try:
@@ -312,7 +344,7 @@ class MlflowTracker:
         from mlflow.entities import Metric
 
         now = int(time.time() * 1000)
-        items = [Metric(_clean_key(k), v, now, step or 0) for k, v in numeric_items(metrics).items()]
+        items = [Metric(_clean_key(k), v, now, step or 0) for k, v in metric_items(metrics).items()]
         for i in range(0, len(items), 500):
             self.client.log_batch(self.run_id, metrics=items[i : i + 500])
 
@@ -515,8 +547,18 @@ def mlflow_ui_base(uri: str) -> str:
     return uri.rstrip("/") if uri.startswith(("http://", "https://")) else "http://127.0.0.1:5000"
 
 
+UI_VIEW = "workflowType=machine_learning"
+"""MLflow 3's UI shows an experiment in its GenAI views (an "Evaluations" breadcrumb, no runs table) unless the link
+asks for the model-training ones."""
+
+
 def run_url(uri: str, experiment: str, run_id: str) -> str:
-    return f"{mlflow_ui_base(uri)}/#/experiments/{experiment}/runs/{run_id}"
+    return f"{mlflow_ui_base(uri)}/#/experiments/{experiment}/runs/{run_id}?{UI_VIEW}"
+
+
+def runs_url(uri: str, experiment: str) -> str:
+    """The experiment's runs table (lifecycles, expandable to their stage runs)."""
+    return f"{mlflow_ui_base(uri)}/#/experiments/{experiment}/runs?{UI_VIEW}"
 
 
 @contextlib.contextmanager

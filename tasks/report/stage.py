@@ -19,7 +19,7 @@ import yaml
 
 from tasks.common.config import flatten
 from tasks.common.shards import MissingInputError
-from tasks.common.tracking import MlflowTracker, numeric_items
+from tasks.common.tracking import MlflowTracker, metric_items
 from tasks.report.charts import chart_files, joined_loss_curve, read_loss_csv, write_loss_chart, write_loss_csv
 from tasks.stages import ORDER
 
@@ -159,10 +159,11 @@ def render(metrics: dict[str, dict], paper: dict, paper_size: str, charts: list[
 
 
 def headline(metrics: dict[str, dict]) -> dict[str, float]:
-    """Numbers worth comparing across runs: counts, losses, throughput and scores."""
+    """Numbers worth comparing across runs: counts, losses, throughput and scores (no per-rule, per-language or
+    per-repository breakdowns: those are in the metrics JSON)."""
     out = {}
     for stage, m in metrics.items():
-        for key, value in numeric_items(m).items():
+        for key, value in metric_items(m).items():
             if key.startswith("dropped_by_reason") or key.count(".") > 2:
                 continue
             out[f"{stage}.{key}"] = value

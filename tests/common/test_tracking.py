@@ -177,3 +177,24 @@ def test_stages_of_one_dvc_process_share_a_parent(mlflow_uri, tmp_path):
     assert find_or_open_dvc_lifecycle(client, exp, out[1]) == first
     assert client.get_run(first).data.tags["run_kind"] == "lifecycle"
     assert find_or_open_dvc_lifecycle(client, exp, "another-process") != first
+
+
+def test_breakdowns_stay_out_of_the_metric_columns():
+    """Rows removed per rule (~130 rules), per language, per repository: one metric column each made the runs
+    table 1,197 metric columns wide. Small nested metrics (a benchmark's scores, a training phase) stay."""
+    from tasks.common.tracking import BREAKDOWN_ENTRIES, default_tags, metric_items
+
+    rules = {f"rule_{i}": i for i in range(BREAKDOWN_ENTRIES + 1)}
+    items = metric_items({"rows_in": 10, "dropped_by_reason": rules, "humaneval": {"pass@1": 0.5, "total": 164},
+                          "phases": {"pretrain": {"final_loss": 6.1}}})
+    assert items == {"rows_in": 10.0, "humaneval.pass@1": 0.5, "humaneval.total": 164.0,
+                     "phases.pretrain.final_loss": 6.1}
+    tags = default_tags()
+    assert tags["mlflow.user"] and tags["mlflow.source.type"] == "LOCAL" and tags["mlflow.source.name"]
+
+
+def test_links_open_the_model_training_views():
+    from tasks.common.tracking import run_url, runs_url
+
+    assert run_url("sqlite:///x/mlflow.db", "1", "abc") == "http://127.0.0.1:5000/#/experiments/1/runs/abc?workflowType=machine_learning"
+    assert runs_url("http://mlflow:5000/", "3") == "http://mlflow:5000/#/experiments/3/runs?workflowType=machine_learning"

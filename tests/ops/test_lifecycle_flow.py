@@ -157,7 +157,10 @@ def test_stages_are_children_of_the_lifecycle_run_and_a_skipped_stage_is_cached(
     assert stage.data.tags["prefect.flow_run_url"].endswith(f"/runs/flow-run/{flow_run_id}")
     assert stage.data.tags["git.dirty"] == "False"  # metrics/ingest.json and dvc.lock changed: DVC's files
     assert {d.dataset.name for d in stage.inputs.dataset_inputs} == {"mode.txt", "data/ingest"}
-    assert result["mlflow_run_url"].endswith(f"/runs/{parent.info.run_id}")
+    assert result["mlflow_run_url"].endswith(f"/runs/{parent.info.run_id}?workflowType=machine_learning")  # not GenAI
+    assert parent.data.metrics["ingest.rows_kept"] == 2 and parent.data.metrics["stages_run"] == 1  # the row's numbers
+    assert "ingest" in parent.data.tags["mlflow.note.content"] and flow_run_id in parent.data.tags["mlflow.note.content"]
+    assert parent.data.tags["mlflow.user"] and stage.data.tags["mlflow.source.name"]  # "Created by", "Source"
 
     again = lifecycle(params_path=str(project / "params.yaml"), stages=["ingest"], return_state=True)
     assert again.result()["cached"] == ["ingest"]

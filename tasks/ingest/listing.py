@@ -24,10 +24,10 @@ import subprocess
 from collections.abc import Iterable
 from pathlib import Path
 
-import pyarrow.parquet as pq
+import pyarrow.fs as pafs
 
 from tasks.common.config import ConfigError
-from tasks.common.shards import MissingInputError
+from tasks.common.shards import MissingInputError, filesystem, is_uri, open_parquet
 from tasks.ingest.config import DistributionSpec
 
 log = logging.getLogger(__name__)
@@ -198,19 +198,36 @@ def list_git_repos(root: Path, repos: list[Path], exclude: Iterable[str]) -> lis
     return items
 
 
-def table_files(root: Path) -> list[Path]:
-    """The Parquet/JSONL files of a path (the file itself, or those under a folder)."""
+def table_files(root: str | Path) -> list[str | Path]:
+    """The Parquet/JSONL files of a path or URI (the file itself, or those under a folder)."""
+    if is_uri(root):
+        return [f"{str(root).split('://', 1)[0]}://{path}" for path in uri_files(str(root))]
     if root.is_file():
         return [root]
     return sorted(p for p in root.rglob("*") if p.is_file() and is_table_file(p))
 
 
-def table_descriptors(path: Path) -> list[dict]:
+def uri_files(uri: str) -> list[str]:
+    """Paths (on the URI's filesystem) of the files at or under a URI, sorted; one line naming it when it is
+    missing or unreachable."""
+    fs, path = filesystem(uri)
+    try:
+        info = fs.get_file_info(path)
+        if info.type == pafs.FileType.NotFound:
+            raise MissingInputError(f"input '{uri}' does not exist: pass an existing prefix or Parquet/JSONL object")
+        if info.type == pafs.FileType.File:
+            return [path]
+        return sorted(f.path for f in fs.get_file_info(pafs.FileSelector(path, recursive=True)) if f.type == pafs.FileType.File)
+    except OSError as exc:  # unreachable endpoint, no permission
+        raise MissingInputError(f"input '{uri}' cannot be read: {str(exc).splitlines()[0]}") from None
+
+
+def table_descriptors(path: str | Path) -> list[dict]:
     """One descriptor per Parquet row group (-1 if the footer cannot be read), one per JSONL file."""
     if not str(path).lower().endswith(".parquet"):
         return [{"location": str(path), "format": "jsonl", "row_group": -1}]
     try:
-        num_groups = pq.ParquetFile(path).metadata.num_row_groups
+        num_groups = open_parquet(path).metadata.num_row_groups
     except Exception as err:  # any parse error: the reader turns it into one `corrupt_file` row
         log.warning("cannot read the Parquet footer of %s (%s)", path, err)
         num_groups = 0
@@ -219,8 +236,14 @@ def table_descriptors(path: Path) -> list[dict]:
     return [{"location": str(path), "format": "parquet", "row_group": g} for g in range(num_groups)]
 
 
-def detect_kind(root: Path) -> str:
-    """`table`, `git` or `local` for an input path."""
+def detect_kind(root: str | Path) -> str:
+    """`table`, `git` or `local` for an input path; a URI (object store) must hold tables only."""
+    if is_uri(root):
+        files = uri_files(str(root))
+        if files and all(is_table_file(f) for f in files):
+            return "table"
+        raise ConfigError(f"input '{root}': on an object store ingest reads Parquet/JSONL tables "
+                          f"({', '.join(TABLE_SUFFIXES)}) only; copy source folders to a local or mounted disk")
     if not root.exists():
         raise MissingInputError(f"input '{root}' does not exist: pass an existing folder or Parquet/JSONL file")
     if root.is_file():
@@ -235,7 +258,7 @@ def detect_kind(root: Path) -> str:
     return "local"
 
 
-def list_path(root: Path, exclude: Iterable[str], max_files: int | None) -> tuple[str, list[dict], int]:
+def list_path(root: str | Path, exclude: Iterable[str], max_files: int | None) -> tuple[str, list[dict], int]:
     """(kind, descriptors, files listed) for a path source; for tables `max_files` caps the table files."""
     kind = detect_kind(root)
     if kind == "table":

@@ -31,6 +31,7 @@ from __future__ import annotations
 import datetime as dt
 import gzip
 import hashlib
+import io
 import json
 import os
 import stat
@@ -39,9 +40,8 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
-from tasks.common.shards import DOC_SCHEMA
+from tasks.common.shards import DOC_SCHEMA, filesystem, open_parquet
 
 OUTPUT_SCHEMA = DOC_SCHEMA.append(pa.field("source_lang", pa.string())).append(pa.field("drop_reason", pa.string()))
 """Rows the reader emits: document columns, the source's own language label, and the drop reason."""
@@ -203,7 +203,7 @@ def corrupt_row(location: str, path: str) -> dict[str, Any]:
 
 def parquet_records(location: str, row_group: int, columns: tuple[str, ...] = ALL_COLUMNS) -> list[dict[str, Any]]:
     """Records of one row group (or of the whole file when -1), only those of `columns` the file has."""
-    pf = pq.ParquetFile(location)
+    pf = open_parquet(location)
     names = [n for n in pf.schema_arrow.names if n in columns]
     table = pf.read(columns=names) if row_group < 0 else pf.read_row_group(row_group, columns=names)
     return table.to_pylist()
@@ -223,9 +223,10 @@ def read_parquet_part(location: str, row_group: int, max_file_bytes: int) -> lis
 
 def jsonl_lines(location: str) -> Iterator[tuple[int, bytes]]:
     """(line number from 1, raw bytes) of every line of a JSONL file, gzip-compressed when its name ends in .gz."""
-    opener = gzip.open if location.lower().endswith(".gz") else open
-    with opener(location, "rb") as f:
-        yield from enumerate(f, start=1)
+    fs, path = filesystem(location)
+    with fs.open_input_file(path) as raw:
+        lines = gzip.open(raw) if location.lower().endswith(".gz") else io.BufferedReader(raw)
+        yield from enumerate(lines, start=1)
 
 
 def read_jsonl(location: str, max_file_bytes: int) -> list[dict[str, Any]]:

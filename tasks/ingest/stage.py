@@ -24,6 +24,7 @@ import pyarrow as pa
 
 from tasks.common.config import ConfigError
 from tasks.common.runner import map_items_to_shards
+from tasks.common.shards import is_uri
 from tasks.common.stage import DROP_REASON
 from tasks.ingest.config import IngestConfig
 from tasks.ingest.listing import cap, list_installed, list_path
@@ -52,7 +53,7 @@ def list_sources(cfg: IngestConfig, input_path: Path | None) -> Listing:
     root = input_path if input_path is not None else cfg.path
     if root is None:
         raise ConfigError("ingest.path: source is 'path' but no path is set; set ingest.path or pass --input PATH")
-    kind, items, num_files = list_path(Path(root).expanduser(), cfg.exclude, cfg.max_files)
+    kind, items, num_files = list_path(root if is_uri(root) else Path(root).expanduser(), cfg.exclude, cfg.max_files)
     return Listing(kind, items, num_files)
 
 

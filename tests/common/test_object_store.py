@@ -100,3 +100,25 @@ def test_the_cli_names_an_unusable_uri_in_one_line_before_any_work(s3_bucket, ar
     monkeypatch.undo()
     assert not filesystem(f"{s3_bucket}/out")[0].get_file_info(pafs.FileSelector("corpus/out", allow_not_found=True)), \
         "nothing was written"
+
+
+def test_ingest_reads_stack_tables_from_a_bucket_and_writes_to_it(s3_bucket):
+    """`cookbook ingest --input s3://... --output s3://...`: The Stack-style Parquet and JSONL.gz objects are listed
+    and read through pyarrow.fs by the workers, which write the parts to the bucket; the manifest commits them."""
+    import gzip
+    import json
+
+    fs, root = filesystem(f"{s3_bucket}/stack")
+    rows = [{"content": f"def f{i}():\n    return {i}\n", "repo_name": "org/repo", "path": f"m{i}.py", "blob_id": f"b{i}"}
+            for i in range(6)]
+    pq.write_table(pa.Table.from_pylist(rows[:4]), f"{root}/a.parquet", filesystem=fs)
+    with fs.open_output_stream(f"{root}/b.jsonl.gz", compression=None) as f:  # the bytes as given
+        f.write(gzip.compress("".join(json.dumps(r) + "\n" for r in rows[4:]).encode() + b"not json\n"))
+    assert cookbook("ingest", "--input", f"{s3_bucket}/stack", "--output", f"{s3_bucket}/ingest") == 0
+    kept = read_table(f"{s3_bucket}/ingest")
+    assert sorted(kept.column("path").to_pylist()) == [f"m{i}.py" for i in range(6)]
+    assert len(set(kept.column("id").to_pylist())) == 6
+    assert read_table(f"{s3_bucket}/ingest/dropped").column("drop_reason").to_pylist() == ["corrupt_file"]
+    assert read_manifest(f"{s3_bucket}/ingest")["num_rows"] == 6
+    metrics = json.loads(fs.open_input_stream("corpus/ingest.metrics.json").read())
+    assert (metrics["rows_in"], metrics["rows_kept"], metrics["files_listed"]) == (7, 6, 2)

@@ -93,7 +93,11 @@ def flatten_nested(value: dict, prefix: str = "") -> dict[str, Any]:
 
 
 def _cell(value: Any) -> str:
-    if isinstance(value, float):
+    if isinstance(value, bool):
+        value = str(value)
+    elif isinstance(value, int):
+        value = f"{value:,}"  # 79,330,064 bytes, not 79330064
+    elif isinstance(value, float):
         value = round(value, 5)
     if isinstance(value, (list, dict)):
         value = ", ".join(map(str, value)) if isinstance(value, list) else "-"

@@ -182,14 +182,26 @@ def expand_row(run_name: str) -> str:
 """
 
 
+FIND_BY_TEXT = """
+const byText = label => {
+  const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+  for (let n = walker.nextNode(); n; n = walker.nextNode()) {
+    if (n.textContent.trim() === label && n.parentElement && n.parentElement.offsetParent !== null) return n.parentElement;
+  }
+  return null;
+};
+"""
+
+
 def click_leaves(*labels: str) -> str:
-    """Click, in turn, the innermost element whose text is each of `labels` (a folder, then a file in it)."""
+    """Click, in turn, the element whose own text is each of `labels` (a folder, then a file in it; a tab)."""
     return f"""
 (async () => {{
+  {FIND_BY_TEXT}
   const sleep = ms => new Promise(r => setTimeout(r, ms));
   const done = [];
   for (const label of {json.dumps(list(labels))}) {{
-    const hit = [...document.querySelectorAll('body *')].find(e => e.children.length === 0 && e.innerText && e.innerText.trim() === label);
+    const hit = byText(label);
     if (!hit) return 'no ' + label + ' (after ' + done.join(', ') + ')';
     hit.click(); done.push(label); await sleep(3000);
   }}
@@ -208,8 +220,8 @@ def prefect_pages(base: str) -> list[Page]:
         run_id = lifecycle[0]["id"]
         url = f"{base}/runs/flow-run/{run_id}"
         pages.append(Page("prefect_flow_run", url, ready=lifecycle[0]["name"]))
-        pages.append(Page("prefect_flow_run_task_runs", url, ready="ingest", script=click_text("Task Runs")))
-        pages.append(Page("prefect_flow_run_artifacts", url, ready="ingest", script=click_text("Artifacts")))
+        pages.append(Page("prefect_flow_run_task_runs", url, ready="ingest", script=click_leaves("Task Runs")))
+        pages.append(Page("prefect_flow_run_artifacts", url, ready="ingest", script=click_leaves("Artifacts")))
         artifacts = get_json(f"{api}/artifacts/filter", {"artifacts": {"flow_run_id": {"any_": [run_id]}},
                                                          "limit": 50})
         by_key = {a.get("key"): a for a in artifacts}
@@ -218,18 +230,6 @@ def prefect_pages(base: str) -> list[Page]:
                 pages.append(Page(f"prefect_artifact_{key.replace('-', '_')}",
                                   f"{base}/artifacts/artifact/{by_key[key]['id']}", ready=key.split("-")[0]))
     return pages
-
-
-def click_text(label: str) -> str:
-    """Click the first tab or button whose text is `label`."""
-    return f"""
-(async () => {{
-  const hit = [...document.querySelectorAll('button, [role=tab], a')].find(e => e.innerText.trim() === {json.dumps(label)});
-  if (!hit) return 'no ' + {json.dumps(label)};
-  hit.click(); await new Promise(r => setTimeout(r, 3000));
-  return 'clicked ' + {json.dumps(label)};
-}})()
-"""
 
 
 def report_pages(project: Path, out: Path, bin_dir: Path) -> list[Page]:

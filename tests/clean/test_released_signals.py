@@ -122,3 +122,47 @@ def test_scores_are_rounded_to_eight_places():
 def test_empty_visible_content_values(name, expected):
     text = "" if name.endswith("whitespace") else " \n "
     assert value(name, text, natural_lang="zh") == expected
+
+
+# ---- fast paths that must give the answers of the plain implementations ----
+
+@pytest.mark.parametrize("text", [
+    "def f(x):\n    return x_1 + 2  # note\n", "tabs\tand\x0bvertical\x0cfeeds\r\n", "esc\x1bape back\x08space del\x7fete",
+    "file separator\x1cgroup\x1drecord\x1eunit\x1f", "ellipsis… and “quotes” café", "", "   ", "!!!", "a\u00a0b"])
+def test_word_split_fast_path_equals_wordpunct(text):
+    from tasks.clean.signals import _WORD, normalize, wordpunct_normalized
+
+    assert wordpunct_normalized(text, normalize(text)) == _WORD.findall(normalize(text))
+
+
+def test_ngram_statistics_equal_the_sorting_implementation():
+    """`pd.factorize` ids against `np.unique` (the RedPajama definition: most frequent n-gram, earliest on ties)."""
+    import numpy as np
+
+    from tasks.clean.signals import Doc, frac_chars_dupe_ngram, frac_chars_top_ngram
+
+    def by_sorting(doc, n, top):
+        ids, lengths = doc.word_ids
+        keys, total = doc.ngram_keys(n), int(lengths.sum())
+        if not total or not len(keys):
+            return 0.0
+        _, first, inverse, counts = np.unique(keys, return_index=True, return_inverse=True, return_counts=True)
+        if top:
+            best = counts.max()
+            if best <= 1:
+                return 0.0
+            start = int(first[counts == best].min())
+            return round(float(best * lengths[start:start + n].sum() / total), 8)
+        covered = np.convolve((counts[inverse] > 1).astype(np.int64), np.ones(n, dtype=np.int64))[: len(lengths)] > 0
+        return round(float(lengths[covered].sum() / total), 8)
+
+    rng = np.random.default_rng(7)
+    vocab = ["alpha", "be", "c", "delta", "epsilon", "f", "gamma", "hh"]
+    for size in (0, 1, 3, 12, 200, 2000):
+        for _ in range(5):
+            text = " ".join(rng.choice(vocab[: rng.integers(2, 9)], size))
+            doc = Doc(text=text)
+            for n in (2, 3, 4):
+                assert frac_chars_top_ngram(doc, n) == by_sorting(Doc(text=text), n, True), (size, n)
+            for n in range(5, 11):
+                assert frac_chars_dupe_ngram(doc, n) == by_sorting(Doc(text=text), n, False), (size, n)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections import Counter
 
 import pyarrow as pa
@@ -99,17 +100,37 @@ def mark_duplicates(group: pa.Table) -> pa.Table:
     return group.append_column("duplicate_of", pa.array(later, pa.string()))
 
 
-def write_set_batch(batch: pa.Table, *, output: str) -> pa.Table:
-    """Task body: write one batch of a set (in set order) as a kept part and a `dropped/` part; return their names
-    and counts."""
+ROWS_PER_PART = 50_000
+"""Expected rows of one written part of a set: the rank range of a part is chosen for about this many rows."""
+
+
+def rank_bits(num_rows: int) -> int:
+    """Leading bits of the rank that name a part: 2**bits parts of equal rank ranges (ranks are uniform hashes)."""
+    return max(0, math.ceil(math.log2(max(1, num_rows) / ROWS_PER_PART)))
+
+
+def add_bucket(batch: pa.Table, *, bits: int) -> pa.Table:
+    """Task body: the part a row goes to, in set order: its pool, then the leading `bits` bits of its rank."""
     import pyarrow.compute as pc
 
-    batch = batch.drop_columns(["pool", "rank", "key"])
-    dropped_mask = pc.is_valid(batch["drop_reason"])
-    kept = batch.filter(pc.invert(dropped_mask)).select(PAIR_COLUMNS)
-    dropped = batch.filter(dropped_mask).select([*PAIR_COLUMNS, "drop_reason", "duplicate_of"])
-    index = int(hashlib.sha256(",".join(batch["id"].to_pylist()).encode()).hexdigest()[:8], 16) % 100_000
-    return pa.table({"kept_part": [write_part(kept, output, index) if kept.num_rows else None],
+    head = pc.shift_right(batch["rank"], 64 - bits) if bits else pa.array([0] * batch.num_rows, pa.uint64())
+    bucket = pc.add(pc.multiply(pc.cast(batch["pool"], pa.int64()), 1 << bits), pc.cast(head, pa.int64()))
+    return batch.append_column("bucket", bucket)
+
+
+def write_bucket(group: pa.Table, *, output: str) -> pa.Table:
+    """Task body: one part's rows (one pool, one rank range) sorted into set order and written as a kept part and a
+    `dropped/` part; returns their names and counts. The same rows always give the same parts."""
+    import pyarrow.compute as pc
+
+    bucket = group["bucket"][0].as_py()
+    group = group.sort_by([(c, "ascending") for c in ORDER_COLUMNS]).drop_columns(["pool", "rank", "key", "bucket"])
+    dropped_mask = pc.is_valid(group["drop_reason"])
+    kept = group.filter(pc.invert(dropped_mask)).select(PAIR_COLUMNS)
+    dropped = group.filter(dropped_mask).select([*PAIR_COLUMNS, "drop_reason", "duplicate_of"])
+    index = bucket % 100_000
+    return pa.table({"bucket": [bucket],
+                     "kept_part": [write_part(kept, output, index) if kept.num_rows else None],
                      "dropped_part": [write_part(dropped, join(output, DROPPED), index) if dropped.num_rows else None],
                      "kept": [kept.num_rows], "dropped": [dropped.num_rows],
                      "by_source": [json.dumps(dict(Counter(kept["source"].to_pylist())))]})
@@ -127,8 +148,9 @@ def pool_dataset(parts: list[str], pool: int, seed: int, want: int | None):
 def write_set(pool_parts: dict[str, list[str]], pool_rows: dict[str, int], spec: SftSetConfig, seed: int, output: str,
               *, ray_address: str | None = None) -> dict:
     """`build_set` over pools stored as parts, on Ray Data: each pool's rows ranked (and its top `want` taken when
-    the set has a size), exact duplicates marked by a group-by on the pair key, the set sorted into its order and
-    written by the workers, part by part; the driver commits the manifests and holds no row. Returns the counts."""
+    the set has a size), exact duplicates marked by a group-by on the pair key, then a group-by on the part a row
+    belongs to (pool, rank range: fixed boundaries, so a re-run writes the same parts) whose tasks sort and write
+    their rows; the driver orders the part names and commits the manifests, and holds no row. Returns the counts."""
     listed = {name: share for name, share in spec.sources.items() if share > 0}
     total = sum(listed.values())
     datasets, shortfall, selected = [], {}, 0
@@ -144,9 +166,11 @@ def write_set(pool_parts: dict[str, list[str]], pool_rows: dict[str, int], spec:
     if datasets:
         ensure_ray(ray_address)
         ds = datasets[0].union(*datasets[1:]) if len(datasets) > 1 else datasets[0]
-        ds = ds.groupby("key").map_groups(mark_duplicates, batch_format="pyarrow").sort(ORDER_COLUMNS)
-        ds = ds.map_batches(write_set_batch, batch_format="pyarrow", batch_size=None, fn_kwargs={"output": output})
-        results = [row for batch in ds.iter_batches(batch_format="pyarrow", batch_size=None) for row in batch.to_pylist()]
+        ds = ds.groupby("key").map_groups(mark_duplicates, batch_format="pyarrow")
+        ds = ds.map_batches(add_bucket, batch_format="pyarrow", fn_kwargs={"bits": rank_bits(selected)})
+        ds = ds.groupby("bucket").map_groups(write_bucket, batch_format="pyarrow", fn_kwargs={"output": output})
+        results = sorted((row for batch in ds.iter_batches(batch_format="pyarrow", batch_size=None) for row in batch.to_pylist()),
+                         key=lambda r: r["bucket"])
     kept_parts = [r["kept_part"] for r in results if r["kept_part"]]
     dropped_parts = [r["dropped_part"] for r in results if r["dropped_part"]]
     rows, dropped = sum(r["kept"] for r in results), sum(r["dropped"] for r in results)

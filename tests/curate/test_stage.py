@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import textwrap
 
-from tasks.common.shards import read_table
+from tasks.common.shards import read_manifest, read_table
 from tasks.common.tracking import NullTracker
 from tasks.curate.sft_sets import load_sets
 from tasks.curate.stage import curate
@@ -94,8 +94,13 @@ def test_curate_decontaminate_and_load_sets(tmp_path, params_for):
     assert json.dumps(m)  # metrics are JSON
 
     calls = teacher.calls
+    folders = ["algorithmic", "synthetic", "instructions", "dropped", "sft_stage1", "sft_stage1/dropped", "sft_stage2"]
+    manifests = {f: read_manifest(tmp_path / "curate" / f) for f in folders}
     again = curate(params, tmp_path / "sample", tmp_path / "curate", NullTracker(), teacher_backend=teacher)
     assert teacher.calls == calls and again["synthetic"]["snippet"]["resumed"] == 2  # nothing regenerated
+    # a re-run is deterministic: the same content-addressed parts, so the same rows in the same order
+    assert {f: read_manifest(tmp_path / "curate" / f) for f in folders} == manifests
+    assert {k: v for k, v in again.items() if k != "synthetic"} == {k: v for k, v in m.items() if k != "synthetic"}
 
     d = decontaminate.run(params, None, tmp_path / "decontaminate", NullTracker())
     assert d["parts"]["pretrain"]["rows_dropped"] == 1 and d["hits_by_benchmark"]["humaneval"] >= 1

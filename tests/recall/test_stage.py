@@ -59,3 +59,23 @@ def test_disabled_passes_input_through_without_web_rows(repo_dir, params_factory
     assert metrics["rows_in"] == metrics["rows_kept"] == 5 and metrics["rows_dropped"] == 0
     out = read_table(tmp_path / "out")
     assert set(out["source"].to_pylist()) == {"local"}
+
+
+def test_input_rows_are_what_the_flagging_function_gives_in_one_process_and_a_rerun_is_identical(repo_dir, web_file, params_factory,
+                                                                                                 tmp_path):
+    """The workers write the input rows' parts: they equal `flag_text_files` over the whole input in this process,
+    followed by the web rows; a re-run with the same rounds commits the same manifest."""
+    from tasks.common.shards import read_manifest
+    from tasks.recall.stage import flag_text_files
+
+    params = params_factory(web_path=str(web_file), rounds=1, vocab_size=500, web_share=0.5)
+    metrics = run(params, repo_dir, tmp_path / "out", NullTracker())
+    model = tmp_path / "out" / "rounds" / "0"
+    whole = flag_text_files(read_table(repo_dir), str(model / "model.bin"), str(model / "tokenizer.json"),
+                            params.recall.threshold, params.recall.max_seed_chars).drop_columns(["drop_reason"])
+    out = read_table(tmp_path / "out")
+    assert out.slice(0, whole.num_rows).to_pylist() == whole.to_pylist()
+    assert set(out.slice(whole.num_rows)["source"].to_pylist()) == {"web"} and out.num_rows == metrics["rows_kept"]
+    manifest = read_manifest(tmp_path / "out")
+    again = run(params, repo_dir, tmp_path / "out", NullTracker())
+    assert read_manifest(tmp_path / "out") == manifest and again["rows_kept"] == metrics["rows_kept"]

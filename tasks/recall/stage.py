@@ -36,7 +36,7 @@ import pyarrow.compute as pc
 
 from tasks.common.progress import Progress
 from tasks.common.runner import commit_outputs, map_items, plan_slices, read_slice, write_empty_outputs, write_slice
-from tasks.common.shards import DROPPED, join, list_shards, open_parquet, prepare_output, write_part
+from tasks.common.shards import DROPPED, commit_parts, join, list_shards, open_parquet, prepare_output, write_part
 from tasks.common.stage import DROP_REASON, add_counts, finish_counts, split_counts, split_kept_dropped
 from tasks.recall.classify import score_texts
 from tasks.recall.config import RecallConfig
@@ -171,10 +171,9 @@ def usable_pages(web: pa.Table) -> tuple[Pages, pa.Table]:
 
 
 def write_pages(pages: Pages, folder: Path) -> None:
-    import pyarrow.parquet as pq
-
-    folder.mkdir(parents=True, exist_ok=True)
-    pq.write_table(pa.table({"id": pages.ids, "text": pages.texts}), folder / "part-00000.parquet")
+    """The usable pages (`id`, `text`) as the shard folder every round scores on the workers (the common writer)."""
+    table = pa.table({"id": pa.array(pages.ids, pa.string()), "text": pa.array(pages.texts, pa.string())})
+    commit_parts(folder, [write_part(table, folder, 0)], table.num_rows)
 
 
 def log_round(tracker, result: RoundResult, reused: bool) -> None:

@@ -152,3 +152,18 @@ def test_json_lone_surrogates_and_odd_values_never_break_the_batch(tmp_path):
     out = read_tables(pa.Table.from_pylist([{"location": str(f), "format": "jsonl", "row_group": -1}]), MAX).to_pylist()
     assert (out[0]["repo"], out[0]["path"], out[0]["stars"], out[0]["drop_reason"]) == ("o/\\xed\\xa0\\x80", "7", 2**63 - 1, None)
     assert (out[1]["stars"], out[1]["drop_reason"]) == (0, "undecodable")
+
+
+def test_the_record_reader_reads_only_the_columns_asked_for_and_numbers_jsonl_lines(tmp_path):
+    """`parquet_records` and `jsonl_lines` are the one reader of Parquet/JSONL inputs (ingest tables and recall's
+    web pages): only the columns asked for, every line with its number, gzip by name."""
+    from tasks.ingest.read import jsonl_lines, parquet_records
+
+    path = tmp_path / "t.parquet"
+    pq.write_table(pa.table({"url": ["u1", "u2"], "content": ["a", "b"], "other": [1, 2]}), path)
+    assert parquet_records(str(path), -1, ("url", "content")) == [{"url": "u1", "content": "a"}, {"url": "u2", "content": "b"}]
+    assert parquet_records(str(path), 0) == [{"content": "a"}, {"content": "b"}]  # ingest's columns by default
+    lines = tmp_path / "t.jsonl.gz"
+    with gzip.open(lines, "wb") as f:
+        f.write(b'{"a": 1}\n\n{"a": 2}\n')
+    assert list(jsonl_lines(str(lines))) == [(1, b'{"a": 1}\n'), (2, b"\n"), (3, b'{"a": 2}\n')]

@@ -22,3 +22,19 @@ def test_parquet_records_keep_counts_and_carry_drop_reasons(tmp_path):
     assert web["drop_reason"].to_pylist()[6] == "duplicate_id" and pages.urls == ["https://a.dev/q/1", "https://a.dev/q/1"]
     assert pages.ids == [ids[0], ids[4]]
     assert len(pages.ids) + sum(r is not None for r in web["drop_reason"].to_pylist()) == len(urls)
+
+
+def test_labelled_files_are_read_with_their_labels_by_the_same_reader(tmp_path):
+    from tasks.recall.stage import labelled_table
+
+    from .conftest import write_jsonl
+
+    rows = [{"url": "https://a.dev/1", "text": "def f(): pass", "label": "code"}, {"text": "a poem about rain", "label": 0},
+            {"url": "https://a.dev/3", "text": "no label"}, {"url": "https://a.dev/4", "text": "  ", "label": 1}]
+    path = write_jsonl(tmp_path / "seeds.jsonl", rows, raw_lines=[b"{not json"])
+    seeds = labelled_table(path)
+    assert seeds["text"].to_pylist() == ["def f(): pass", "a poem about rain"]  # a missing URL is fine for a seed
+    assert seeds["label"].to_pylist() == [1, 0] and set(seeds["origin"].to_pylist()) == {"seed_path"}
+    parquet = tmp_path / "seeds.parquet"
+    pq.write_table(pa.table({"content": ["x = 1", "words"], "URL": ["https://b.dev/1", "https://b.dev/2"], "label": [1, 0]}), parquet)
+    assert labelled_table(parquet)["label"].to_pylist() == [1, 0]

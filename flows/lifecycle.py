@@ -215,17 +215,18 @@ def split_child_line(line: str) -> tuple[int, str]:
 def run_dvc_stage(stage: str, project_dir: str, force: bool, logger, interval: float) -> tuple[list[str], bool]:
     """`dvc repro --single-item <stage>`, streamed to `logger`; returns (tail of its output, skipped by DVC)."""
     cmd = [*_dvc_command(), "repro", "--single-item", stage] + (["--force"] if force else [])
-    logger.info("running %s", " ".join(cmd))
+    logger.info("running dvc %s", " ".join(cmd[1:]))
     proc = subprocess.Popen(cmd, cwd=project_dir, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     tail: list[str] = []
     skipped = False
-    watch = SilenceWatch(stage, interval, emit=logger.info)
+    watch = SilenceWatch(stage, interval, emit=lambda text: logger.info(text.removeprefix(f"{stage}: ")))
 
     def on_line(line: str) -> None:
         nonlocal tail, skipped
         if not line.strip():
             return
         level, message = split_child_line(line)
+        message = message.removeprefix(f"{stage}: ")  # a progress line names its stage: the flow's line does already
         if level >= logging.WARNING and is_repeated_warning(message):
             level = logging.DEBUG  # shown once per run (Ray repeats some in every stage)
         logger.log(level, message)

@@ -48,7 +48,12 @@ def progress_line(what: str, done: int, total: int | None, elapsed: float, unit:
     else:
         parts.append(f"elapsed {format_duration(elapsed)}")
     for key, value in (extra or {}).items():
-        parts.append(f"{key} {value:.4g}" if isinstance(value, float) else f"{key} {value}")
+        if isinstance(value, float):
+            parts.append(f"{key} {value:.4g}")
+        elif isinstance(value, int) and not isinstance(value, bool):
+            parts.append(f"{key} {value:,}")
+        else:
+            parts.append(f"{key} {value}")
     return ", ".join(parts)
 
 

@@ -88,6 +88,7 @@ def test_progress_logs_at_most_every_interval_with_rate_and_eta():
 
 def test_progress_without_total_and_durations():
     assert progress_line("pretrain", 3, None, 90.0, "steps") == "pretrain: 3 steps, 0.03 steps/s, elapsed 1m30s"
+    assert progress_line("sample", 3604, None, 3.0, "rows", {"kept": 3604}).endswith("elapsed 3s, kept 3,604")
     assert [format_duration(s) for s in (9.6, 125, 3725)] == ["10s", "2m05s", "1h02m"]
 
 

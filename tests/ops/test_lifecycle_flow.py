@@ -184,7 +184,8 @@ def test_a_silent_stage_reports_progress_while_it_runs(prefect_server, project):
     with get_client(sync_client=True) as client:
         logs = client.read_logs(LogFilter(flow_run_id=LogFilterFlowRunId(any_=[state.state_details.flow_run_id])))
     messages = [entry.message for entry in logs]
-    assert any(m.startswith("ingest: running for ") and "last: ingest: started" in m for m in messages), messages
+    # the task's lines carry the stage's name already: the message does not repeat it ("INFO ingest: running for 2s")
+    assert any(m.startswith("running for ") and m.endswith("last: started") for m in messages), messages
 
 
 def test_child_lines_lose_their_own_timestamp_and_repeated_warnings():

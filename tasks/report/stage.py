@@ -40,6 +40,16 @@ def load_metrics(metrics_dir: Path) -> dict[str, dict]:
     return found
 
 
+def _teacher(curate: dict) -> str:
+    teacher = (curate.get("synthetic") or {}).get("teacher")
+    return f"teacher {teacher}" if teacher else "no teacher model configured"
+
+
+def _n(value: Any) -> str:
+    """A count with thousands separators (`-` when missing)."""
+    return f"{value:,}" if isinstance(value, int) and not isinstance(value, bool) else str(value)
+
+
 def _mb(n: Any) -> str:
     return f"{n / 1e6:.1f}" if isinstance(n, (int, float)) else "-"
 
@@ -58,9 +68,9 @@ def data_table(metrics: dict[str, dict]) -> list[str]:
             continue
         ok = m.get("rows_in") == m.get("rows_kept", 0) + m.get("rows_dropped", 0)
         lines.append(
-            f"| {stage} | {m.get('rows_in', '-')} | {m.get('rows_kept', '-')} | {m.get('rows_dropped', '-')} | "
+            f"| {stage} | {_n(m.get('rows_in', '-'))} | {_n(m.get('rows_kept', '-'))} | {_n(m.get('rows_dropped', '-'))} | "
             f"{'yes' if ok else 'NO'} | {_top_reasons(m.get('dropped_by_reason', {}))} | {_mb(m.get('bytes_in'))} | "
-            f"{_mb(m.get('bytes_kept'))} | {m.get('seconds', '-')} |"
+            f"{_mb(m.get('bytes_kept'))} | {round(m['seconds'], 1) if isinstance(m.get('seconds'), (int, float)) else '-'} |"
         )
     return lines
 
@@ -74,7 +84,7 @@ def curation_table(metrics: dict[str, dict]) -> list[str]:
                   f"| algorithmic corpus files | {cur.get('algorithmic_files', '-')} |",
                   f"| mined pairs (doctest-validated) | {cur.get('mined_pairs', '-')} ({cur.get('mined_doctest_validated', '-')}) |",
                   f"| MBPP-train pairs (tests pass) | {cur.get('mbpp_train_pairs', '-')} |",
-                  f"| annealing snippets: synthetic (teacher {(cur.get('synthetic') or {}).get('teacher')}) + mined | "
+                  f"| annealing snippets: synthetic ({_teacher(cur)}) + mined | "
                   f"{cur.get('synthetic_docs', 0) - cur.get('mined_snippet_docs', 0)} + {cur.get('mined_snippet_docs', 0)} |"]
         lines += [f"| {name} rows (duplicates dropped) | {cur[name]['rows']} ({cur[name]['duplicates_dropped']}) |"
                   for name in ("sft_stage1", "sft_stage2") if isinstance(cur.get(name), dict)]

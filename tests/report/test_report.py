@@ -56,3 +56,12 @@ def test_report_stage_draws_the_joined_loss_and_links_the_stage_charts(tmp_path,
     assert embedded == ["![top_rules](clean/top_rules.png)", "![cluster_sizes](dedup/cluster_sizes.png)",
                         "![loss](loss.png)"]
     assert [p.name for p in chart_files(tmp_path / "reports")] == ["top_rules.png", "cluster_sizes.png", "loss.png"]
+
+
+def test_data_table_counts_read_with_separators_and_no_teacher_is_said_in_words():
+    metrics = {"clean": {"rows_in": 6569, "rows_kept": 3618, "rows_dropped": 2951, "seconds": 127.556,
+                         "dropped_by_reason": {"unknown_language": 606}},
+               "curate": {"synthetic": {"teacher": None}, "synthetic_docs": 101, "mined_snippet_docs": 101}}
+    text = render(metrics, {}, "1.5B")
+    assert "| clean | 6,569 | 3,618 | 2,951 | yes | unknown_language 606 |" in text and "| 127.6 |" in text
+    assert "teacher None" not in text and "no teacher model configured" in text

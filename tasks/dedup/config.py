@@ -51,6 +51,9 @@ class DedupConfig:
     """`warn`: log and report the flagged groups; `fail`: stop the stage before writing output."""
     report_top_clusters: int = 20
     """How many of the largest clusters the report lists, with example paths."""
+    report_top_flagged: int = 100
+    """How many guardrail-flagged groups the report and the log list (sources first, then by name); the
+    metric `guardrail_flagged` counts them all. Keeps the driver's report bounded however many repos there are."""
 
     def __post_init__(self) -> None:
         if self.bands * self.rows != self.num_perm:

@@ -522,9 +522,9 @@ def slice_decisions(cfg: DedupConfig, path: str, num_partitions: int, *parts: pa
     return (*removed, {"decisions": decisions.num_rows, "by_lang": language_counts(docs, "", reasons)})
 
 
-def guardrail_partition(cfg: DedupConfig, num_counts: int, *parts: pa.Table) -> list[dict]:
-    """Pass 15 (per group-name partition): the groups of at least `guardrail_min_rows` rows losing more than
-    `guardrail_share` of them."""
+def guardrail_partition(cfg: DedupConfig, num_counts: int, *parts: pa.Table) -> dict:
+    """Pass 15 (per group-name partition): how many groups of at least `guardrail_min_rows` rows lose more than
+    `guardrail_share` of them, and the first `report_top_flagged` of them in report order."""
     rows: Counter = Counter()
     removed: Counter = Counter()
     for i, part in enumerate(parts):
@@ -537,7 +537,9 @@ def guardrail_partition(cfg: DedupConfig, num_counts: int, *parts: pa.Table) -> 
         share = removed[(group, name)] / n
         if n >= cfg.guardrail_min_rows and share > cfg.guardrail_share:
             flagged.append({"group": group, "name": name, "rows": n, "removed": removed[(group, name)], "share": round(share, 4)})
-    return flagged
+    groups = guardrail_groups(cfg)
+    flagged.sort(key=lambda f: (groups.index(f["group"]), f["name"]))
+    return {"count": len(flagged), "flagged": flagged[: cfg.report_top_flagged]}
 
 
 @lru_cache(maxsize=2)

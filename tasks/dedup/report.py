@@ -4,7 +4,7 @@ The distributed passes (`tasks.dedup.passes`) compute partial aggregates per par
 and each partition's largest clusters with example names, rows/bytes in and removed per language, flagged
 guardrail groups); this module merges them in the driver, where they are bounded by the number of languages,
 cluster sizes and `report_top_clusters`, never by the number of documents:
-`merge_clusters` and `merge_languages`, `sort_flagged`; `summarize` builds the report's JSON (cluster-size
+`merge_clusters`, `merge_languages` and `merge_flagged`; `summarize` builds the report's JSON (cluster-size
 histogram, the largest clusters with example paths, rows/bytes removed per language and per reason, unit
 counts of the level, candidate pairs, the guardrail); `write_report` writes `dedup_report.json` and two PNGs
 (cluster sizes, removal per language) into the report folder.
@@ -48,13 +48,17 @@ def merge_languages(partials: list[dict[str, dict[str, int]]]) -> dict[str, dict
     return {lang: dict(c) for lang, c in sorted(table.items())}
 
 
-def sort_flagged(flagged: list[dict], cfg_groups: tuple[str, ...]) -> list[dict]:
-    """Flagged groups in report order: by group (sources first), then name."""
-    return sorted(flagged, key=lambda f: (cfg_groups.index(f["group"]), f["name"]))
+def merge_flagged(partials: list[dict], groups: tuple[str, ...], top: int) -> tuple[list[dict], int]:
+    """The first `top` flagged groups of all partitions in report order (by group, sources first, then name),
+    and how many were flagged in all."""
+    flagged = sorted((f for part in partials for f in part["flagged"]), key=lambda f: (groups.index(f["group"]), f["name"]))
+    return flagged[:top], sum(part["count"] for part in partials)
 
 
-def summarize(cfg: DedupConfig, stats: dict[str, int], clusters: dict[str, Any], by_lang: dict, flagged: list[dict]) -> dict[str, Any]:
-    """The report's JSON content."""
+def summarize(cfg: DedupConfig, stats: dict[str, int], clusters: dict[str, Any], by_lang: dict, flagged: list[dict],
+              num_flagged: int | None = None) -> dict[str, Any]:
+    """The report's JSON content; `guardrail_flagged` (how many groups were flagged) only where the list was cut."""
+    cut = {"guardrail_flagged": num_flagged} if num_flagged is not None and num_flagged > len(flagged) else {}
     return {
         "level": cfg.level,
         "lsh_threshold": cfg.lsh_threshold,
@@ -64,6 +68,7 @@ def summarize(cfg: DedupConfig, stats: dict[str, int], clusters: dict[str, Any],
         "clusters": clusters,
         "removal_by_language": by_lang,
         "guardrail": flagged,
+        **cut,
     }
 
 

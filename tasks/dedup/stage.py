@@ -46,7 +46,7 @@ from tasks.common.shards import filesystem, join, list_shards, open_parquet
 from tasks.common.shuffle import Tasks, column
 from tasks.dedup import passes
 from tasks.dedup.config import DedupConfig
-from tasks.dedup.report import GuardrailError, merge_clusters, merge_languages, sort_flagged, summarize, write_report
+from tasks.dedup.report import GuardrailError, merge_clusters, merge_flagged, merge_languages, summarize, write_report
 
 log = logging.getLogger("cookbook.dedup")
 
@@ -82,6 +82,8 @@ class DedupPlan:
     clusters: dict[str, Any]
     by_lang: dict[str, dict[str, int]]
     flagged: list[dict]
+    """The first `report_top_flagged` guardrail-flagged groups, in report order."""
+    num_flagged: int = 0
     num_decisions: int = 0
     slices: int = 0
     rounds: int = field(default=0)
@@ -185,9 +187,9 @@ def plan_dedup(input_dir: str | Path, scratch: str, cfg: DedupConfig, num_worker
     slice_stats = tasks.get([d[-1] for d in decided])
     flagged = [tasks.submit(passes.guardrail_partition, cfg, parts, *column(counts, p), *column([d[:parts] for d in decided], p))
                for p in range(parts)]
-    flagged = sort_flagged([f for part in tasks.get([f[0] for f in flagged]) for f in part], passes.guardrail_groups(cfg))
+    flagged, num_flagged = merge_flagged(tasks.get([f[0] for f in flagged]), passes.guardrail_groups(cfg), cfg.report_top_flagged)
     by_lang = merge_languages([s["by_lang"] for s in unit_stats] + [s["by_lang"] for s in slice_stats])
-    return DedupPlan(dict(stats), clusters, by_lang, flagged, sum(s["decisions"] for s in slice_stats), len(slices), rounds)
+    return DedupPlan(dict(stats), clusters, by_lang, flagged, num_flagged, sum(s["decisions"] for s in slice_stats), len(slices), rounds)
 
 
 def remove_scratch(scratch: str) -> None:
@@ -204,7 +206,7 @@ def _metrics(written: dict[str, Any], plan: DedupPlan, summary: dict[str, Any]) 
         **plan.stats,
         "num_clusters": clusters["num_clusters"],
         "largest_cluster": max((c["size"] for c in clusters["largest"]), default=1),
-        "guardrail_flagged": len(summary["guardrail"]),
+        "guardrail_flagged": plan.num_flagged,
     }
 
 
@@ -220,8 +222,12 @@ def run(params, input: Path | None, output: Path, tracker) -> dict[str, Any]:
         plan = plan_dedup(input, decisions, cfg, workers, Tasks.on_ray())
         for item in plan.flagged:
             log.warning("dedup guardrail: %s '%s' would lose %d of %d rows (%.0f%%)", item["group"], item["name"], item["removed"], item["rows"], 100 * item["share"])
+        more = f" and {plan.num_flagged - len(plan.flagged)} more" if plan.num_flagged > len(plan.flagged) else ""
+        if more:
+            log.warning("dedup guardrail: %s groups flagged (listed: the first %d)", plan.num_flagged, len(plan.flagged))
         if plan.flagged and cfg.guardrail_action == "fail":
-            raise GuardrailError(f"dedup would remove more than {cfg.guardrail_share:.0%} of: " + ", ".join(f"{f['group']} {f['name']}" for f in plan.flagged))
+            raise GuardrailError(f"dedup would remove more than {cfg.guardrail_share:.0%} of: "
+                                 + ", ".join(f"{f['group']} {f['name']}" for f in plan.flagged) + more)
         written = map_to_shards(passes.mark_batch, input, output, num_workers=workers, batch_size=params.compute.batch_size * 4,
                                 ray_address=params.compute.ray_address, slice_kwargs=lambda i: {"decisions": decisions_path(decisions, i)})
     finally:
@@ -232,7 +238,7 @@ def run(params, input: Path | None, output: Path, tracker) -> dict[str, Any]:
                            f"(the marking pass's slices differ from the planning pass's)")
     log.info("dedup: %d units in %d slices, %d candidate pairs, %d merged, components in %d label rounds, %d documents dropped",
              plan.stats["units_in"], plan.slices, plan.stats["candidate_pairs"], plan.stats["merged_pairs"], plan.rounds, marked)
-    summary = summarize(cfg, plan.stats, plan.clusters, plan.by_lang, plan.flagged)
+    summary = summarize(cfg, plan.stats, plan.clusters, plan.by_lang, plan.flagged, plan.num_flagged)
     files = write_report(summary, report_dir(output))
     tracker.log_dict(summary, "dedup/dedup_report.json")
     for path in files[1:]:

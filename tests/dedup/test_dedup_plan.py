@@ -214,9 +214,13 @@ def test_guardrail_flags_sources_losing_too_much():
     cfg = dataclasses.replace(CFG, guardrail_share=0.5, guardrail_min_rows=3)
     plan, _ = dedup(table, cfg)
     assert plan.flagged == [{"group": "source", "name": "mirror", "rows": 4, "removed": 3, "share": 0.75}]
-    summary = summarize(cfg, plan.stats, plan.clusters, plan.by_lang, plan.flagged)
+    summary = summarize(cfg, plan.stats, plan.clusters, plan.by_lang, plan.flagged, plan.num_flagged)
     assert summary["clusters"]["size_histogram"] == {"4": 1}
     assert summary["removal_by_language"]["python"]["rows_exact_duplicate"] == 3
+    assert "guardrail_flagged" not in summary
+    plan, _ = dedup(table, dataclasses.replace(cfg, report_top_flagged=0))  # the list is cut, the count is not
+    assert plan.flagged == [] and plan.num_flagged == 1
+    assert summarize(cfg, plan.stats, plan.clusters, plan.by_lang, plan.flagged, plan.num_flagged)["guardrail_flagged"] == 1
 
 
 def test_config_rejects_inconsistent_bands():

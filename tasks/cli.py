@@ -62,7 +62,12 @@ def build_parser() -> argparse.ArgumentParser:
                                      "is its DVC stage (skipped when nothing changed), an MLflow child run of one "
                                      "lifecycle parent run, and a Prefect task with a markdown artifact of its counts. "
                                      "--set writes the overrides into params.yaml before the run (so `dvc repro` and "
-                                     "`dvc exp show` see them). Ends with a summary: counts, scores, reports, UI links.")
+                                     "`dvc exp show` see them). Ends with a summary: counts, scores, reports, UI links.",
+                         epilog="Afterwards: `mlflow ui --backend-store-uri sqlite:///mlflow.db` (runs table: "
+                                "http://127.0.0.1:5000/#/experiments/1/runs?workflowType=machine_learning), "
+                                "`prefect server start` (http://127.0.0.1:4200/runs; without PREFECT_API_URL the "
+                                "history is in $PREFECT_HOME/prefect.db, by default ~/.prefect/prefect.db), "
+                                "reports/report.md, `dvc plots show` (works offline).")
     run.add_argument("--force", action="store_true", help="re-run every stage even if DVC says it is up to date")
     run.add_argument("--stages", type=_stage_list, default=None, metavar="STAGE[,STAGE...]",
                      help=f"run only these stages, in pipeline order (default: all: {','.join(ORDER)})")

@@ -17,6 +17,7 @@ import posixpath
 
 import regex as re
 
+from tasks.clean.comments import python_statements
 from tasks.clean.signals import Doc, _ratio, signal
 
 
@@ -36,71 +37,53 @@ def _python_tree(doc: Doc) -> ast.AST | None:
     return doc.__dict__["_py_tree"]
 
 
-class _PythonFacts(ast.NodeVisitor):
-    """One walk that collects what the released visitors collect, with their traversal quirks:
-    `find_functions` / `SimpleFunctionFinder` see `def` (not `async def`) anywhere; `find_class` every class;
-    `find_variables` the `Name` targets of `Assign` (not inside an `Assign`'s value), `For` targets and `def` arguments
-    (positional only list `args.args`); `find_simple_variable` the `Assign`/`AnnAssign` `Name` targets directly in
-    the body of a class that is not nested in another class's body."""
+class _PythonFacts:
+    """What the released visitors collect, with their traversal quirks: `find_functions` / `SimpleFunctionFinder`
+    see `def` (not `async def`) anywhere; `find_class` every class; `find_variables` the `Name` targets of `Assign`,
+    `For` targets and `def` arguments (positional only list `args.args`); `find_simple_variable` the
+    `Assign`/`AnnAssign` `Name` targets directly in the body of a class that is not nested in another class (its
+    visitor does not descend into a class). All of these are statements, so one pass over the statements
+    (`comments.python_statements`) finds them, without walking the expressions."""
 
-    def __init__(self) -> None:
+    def __init__(self, tree: ast.AST) -> None:
         self.functions = 0
         self.simple_functions = 0
         self.classes = 0
         self.variables: set[str] = set()
         self.class_members = 0
-
-    def visit_FunctionDef(self, node: ast.FunctionDef) -> None:
-        self.functions += 1
-        if len(node.body) == 1 and isinstance(node.body[0], ast.Return):
-            self.simple_functions += 1
-        for arg in node.args.args:
-            self.variables.add(arg.arg)
-        self.generic_visit(node)
-
-    def visit_ClassDef(self, node: ast.ClassDef) -> None:
-        self.classes += 1
-        self.generic_visit(node)
-
-    def visit_Assign(self, node: ast.Assign) -> None:
-        for target in node.targets:
-            if isinstance(target, ast.Name):
-                self.variables.add(target.id)
-        # the released VariableVisitor stops here; no def/class can sit inside an assignment for the others to count
-
-    def visit_For(self, node: ast.For) -> None:
-        if isinstance(node.target, ast.Name):
-            self.variables.add(node.target.id)
-        self.generic_visit(node)
+        for node, in_class in python_statements(tree):
+            kind = type(node)
+            if kind is ast.FunctionDef:
+                self.functions += 1
+                if len(node.body) == 1 and isinstance(node.body[0], ast.Return):
+                    self.simple_functions += 1
+                self.variables.update(arg.arg for arg in node.args.args)
+            elif kind is ast.Assign:
+                self.variables.update(t.id for t in node.targets if isinstance(t, ast.Name))
+            elif kind is ast.For:
+                if isinstance(node.target, ast.Name):
+                    self.variables.add(node.target.id)
+            elif kind is ast.ClassDef:
+                self.classes += 1
+                if not in_class:
+                    self.class_members += _class_members(node)
 
 
 def _python_facts(doc: Doc) -> _PythonFacts | None:
     if "_py_facts" not in doc.__dict__:
         tree = _python_tree(doc)
-        facts = None
-        if tree is not None:
-            facts = _PythonFacts()
-            facts.visit(tree)
-            facts.class_members = _class_members(tree)
-        doc.__dict__["_py_facts"] = facts
+        doc.__dict__["_py_facts"] = None if tree is None else _PythonFacts(tree)
     return doc.__dict__["_py_facts"]
 
 
-def _class_members(tree: ast.AST) -> int:
-    """`find_simple_variable`: `Name` targets of `Assign`/`AnnAssign` statements directly in a class body;
-    `ClassMemberFinder.visit_ClassDef` does not descend, so classes inside a class are never visited."""
+def _class_members(node: ast.ClassDef) -> int:
+    """`find_simple_variable` of one class: `Name` targets of its `Assign`/`AnnAssign` body statements."""
     count = 0
-    stack = [tree]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, ast.ClassDef):
-            for item in node.body:
-                if isinstance(item, ast.Assign):
-                    count += sum(1 for t in item.targets if isinstance(t, ast.Name))
-                elif isinstance(item, ast.AnnAssign) and isinstance(item.target, ast.Name):
-                    count += 1
-            continue
-        stack.extend(ast.iter_child_nodes(node))
+    for item in node.body:
+        if isinstance(item, ast.Assign):
+            count += sum(1 for t in item.targets if isinstance(t, ast.Name))
+        elif isinstance(item, ast.AnnAssign) and isinstance(item.target, ast.Name):
+            count += 1
     return count
 
 

@@ -166,3 +166,103 @@ def test_ngram_statistics_equal_the_sorting_implementation():
                 assert frac_chars_top_ngram(doc, n) == by_sorting(Doc(text=text), n, True), (size, n)
             for n in range(5, 11):
                 assert frac_chars_dupe_ngram(doc, n) == by_sorting(Doc(text=text), n, False), (size, n)
+
+
+TRICKY_PY = '''"""Module doc."""
+import os
+
+
+class Outer:
+    """Outer doc."""
+    a = 1
+    b: int = 2
+    c, d = 3, 4
+
+    class Inner:
+        """Inner doc."""
+        e = 5
+
+    def method(self, x, *rest, k=1):
+        """Method doc."""
+        class Local:
+            f = 6
+        return x
+
+
+async def fetch(url):
+    """Async doc."""
+    def helper(y):
+        """Helper doc."""
+        return y
+    async for item in url:
+        pass
+    return helper
+
+
+try:
+    for i in range(3):
+        z = i
+except ValueError as error:
+    def in_handler():
+        w = 1
+finally:
+    q = lambda v: v
+match os.name:
+    case "nt":
+        class InCase:
+            g = 7
+    case _:
+        with open(os.devnull) as handle:
+            def in_with():
+                """With doc."""
+'''
+
+
+def test_python_statement_walk_equals_the_released_visitors():
+    """One pass over the statements gives what ast.walk (docstrings) and the released NodeVisitors collect."""
+    import ast
+
+    from tasks.clean.comments import python_docstrings
+    from tasks.clean.signals_lang import _PythonFacts
+
+    tree = ast.parse(TRICKY_PY)
+    walked = [ast.get_docstring(n) for n in ast.walk(tree) if isinstance(n, (ast.ClassDef, ast.FunctionDef, ast.Module))]
+    assert python_docstrings(tree) == [d for d in walked if d]
+
+    class Visitor(ast.NodeVisitor):  # the released visitors, merged
+        functions = simple = classes = 0
+        variables: set = set()
+
+        def visit_FunctionDef(self, node):
+            self.functions += 1
+            self.simple += len(node.body) == 1 and isinstance(node.body[0], ast.Return)
+            self.variables |= {a.arg for a in node.args.args}
+            self.generic_visit(node)
+
+        def visit_ClassDef(self, node):
+            self.classes += 1
+            self.generic_visit(node)
+
+        def visit_Assign(self, node):
+            self.variables |= {t.id for t in node.targets if isinstance(t, ast.Name)}
+
+        def visit_For(self, node):
+            if isinstance(node.target, ast.Name):
+                self.variables.add(node.target.id)
+            self.generic_visit(node)
+
+    released = Visitor()
+    released.variables = set()
+    released.visit(tree)
+    members, stack = 0, [tree]  # ClassMemberFinder: does not descend into a class
+    while stack:
+        node = stack.pop()
+        if isinstance(node, ast.ClassDef):
+            members += sum(len([t for t in i.targets if isinstance(t, ast.Name)]) if isinstance(i, ast.Assign) else
+                           isinstance(i, ast.AnnAssign) and isinstance(i.target, ast.Name) for i in node.body)
+            continue
+        stack.extend(ast.iter_child_nodes(node))
+    facts = _PythonFacts(tree)
+    assert (facts.functions, facts.simple_functions, facts.classes, facts.variables, facts.class_members) == (
+        released.functions, released.simple, released.classes, released.variables, members)
+    assert facts.functions == 4 and facts.class_members == 3  # async defs and nested classes left out, as released

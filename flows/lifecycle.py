@@ -124,6 +124,19 @@ def metrics_markdown(stage: str, metrics: dict, cached: bool = False, links: dic
     return "\n".join(lines)
 
 
+def artifact_description(stage: str, metrics: dict, cached: bool) -> str:
+    """What an artifact's card says in the Prefect UI: the stage's headline numbers."""
+    what = [f"{stage}" + (" (cached)" if cached else "")]
+    if isinstance(metrics.get("rows_in"), int):
+        what.append(f"rows {metrics['rows_in']:,} -> kept {metrics.get('rows_kept', 0):,}")
+    for key in ("num_tokens", "final_loss"):
+        value = metrics.get(key)
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            what.append(f"{key} {value:,}" if isinstance(value, int) else f"{key} {value:.4g}")
+    scores = [f"{b} pass@1 {100 * v['pass@1']:.1f}%" for b, v in metrics.items() if isinstance(v, dict) and "pass@1" in v]
+    return ", ".join(what + scores)
+
+
 def report_links(project_dir: Path, stage: str) -> dict[str, str]:
     """file:// links to the stage's report files (reports/<stage>/, or reports/ for the report stage)."""
     folder = project_dir / "reports" / ("" if stage == "report" else stage)
@@ -256,7 +269,7 @@ def run_stage(stage: str, project_dir: str, force: bool = False, interval: float
         parent = MlflowTracker.attach(tracking_uri, parent_run_id)
     links = {**report_links(project, stage), **({} if skipped else stage_run_link(parent, stage))}
     create_markdown_artifact(markdown=metrics_markdown(stage, metrics, skipped, links), key=f"{stage}-metrics",
-                             description=f"counts of the {stage} stage" + (" (cached)" if skipped else ""))
+                             description=artifact_description(stage, metrics, skipped))
     if skipped:
         return Completed(name="Cached", data=metrics, message=f"DVC skipped '{stage}': nothing changed")
     return metrics
@@ -341,8 +354,11 @@ def lifecycle(params_path: str = "params.yaml", overrides: list[str] | None = No
             exp_id = parent.client.get_run(parent.run_id).info.experiment_id
             mlflow_url = run_url(parent.uri, exp_id, parent.run_id)
             describe_lifecycle(parent, results, cached, Path(project_dir), prefect_run_url()[1])
-    return {"stages": results, "cached": cached, "mlflow_run_url": mlflow_url,
-            "prefect_flow_run_url": prefect_run_url()[1]}
+    result = {"stages": results, "cached": cached, "mlflow_run_url": mlflow_url,
+              "prefect_flow_run_url": prefect_run_url()[1]}
+    create_markdown_artifact(markdown="```\n" + "\n".join(summary_lines(result, Path(project_dir))).strip() + "\n```",
+                             key="lifecycle-summary", description="every stage's counts, the scores, reports, links")
+    return result
 
 
 LIFECYCLE_OUTPUTS = ("sft", "evaluate", "report")

@@ -148,6 +148,7 @@ def test_stages_are_children_of_the_lifecycle_run_and_a_skipped_stage_is_cached(
     assert task.name == "ingest" and task.state.name == "Completed"
     artifact = _artifact(flow_run_id, "ingest-metrics")
     assert "## dropped_by_reason" in artifact and "| binary | 1 |" in artifact and "[MLflow run of ingest](" in artifact
+    assert "ingest  " in _artifact(flow_run_id, "lifecycle-summary")  # the flow run's own card: the summary
 
     runs = {r.info.run_name: r for r in _runs(flow_run_id)}
     parent = next(r for r in runs.values() if r.data.tags["run_kind"] == "lifecycle")
@@ -261,3 +262,11 @@ def test_summary_names_counts_scores_reports_and_links(tmp_path):
     assert "Scores: humaneval pass@1 0.0% (0/164)" in text
     assert "Reports: reports/report.md, reports/loss.png" in text
     assert "MLflow:  http://127.0.0.1:5000/#/experiments/1/runs/abc" in text and "runs/flow-run/xyz" in text
+
+
+def test_artifact_cards_say_the_headline_numbers():
+    from flows.lifecycle import artifact_description
+
+    assert artifact_description("clean", {"rows_in": 6569, "rows_kept": 3618}, False) == "clean, rows 6,569 -> kept 3,618"
+    assert artifact_description("pretrain", {"final_loss": 6.0812, "steps": 100}, True) == "pretrain (cached), final_loss 6.081"
+    assert artifact_description("evaluate", {"humaneval": {"pass@1": 0.0061}}, False) == "evaluate, humaneval pass@1 0.6%"

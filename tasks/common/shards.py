@@ -112,7 +112,10 @@ def _missing(uri: str | Path) -> MissingInputError:
 
 def read_manifest(folder: str | Path) -> dict | None:
     """The folder's committed manifest, or None where workers did not write it."""
-    fs, path = filesystem(folder)
+    return _manifest_at(*filesystem(folder))
+
+
+def _manifest_at(fs: pafs.FileSystem, path: str) -> dict | None:
     try:
         with fs.open_input_stream(f"{path}/{MANIFEST}") as f:
             return json.loads(f.read())
@@ -314,3 +317,39 @@ def commit_parts(folder: str | Path, parts: list[str], num_rows: int) -> None:
         stale = entry.base_name.endswith(".parquet") and entry.base_name not in listed
         if entry.type == pafs.FileType.File and (stale or ".tmp-" in entry.base_name):
             fs.delete_file(entry.path)
+
+
+def output_exists(location: str | Path) -> bool:
+    """Whether a stage output (folder or file) is there before a run."""
+    fs, path = filesystem(location)
+    return fs.get_file_info(path).type != pafs.FileType.NotFound
+
+
+def discard_unfinished(location: str | Path, existed: bool) -> None:
+    """After a failed run: remove what it wrote that no reader may take for an output. An output that was
+    not there before goes whole; in one that was, every Parquet file its folder's manifest does not list (a
+    part of the failed run) and every temporary file goes, so the previous committed output stays as it was."""
+    fs, path = filesystem(location)
+    info = fs.get_file_info(path)
+    if info.type == pafs.FileType.NotFound:
+        return
+    if not existed:
+        if info.type == pafs.FileType.Directory:
+            fs.delete_dir(path)
+        else:
+            fs.delete_file(path)
+        return
+    if info.type != pafs.FileType.Directory:
+        return
+    entries = fs.get_file_info(pafs.FileSelector(path, recursive=True))
+    folders = {path} | {e.path for e in entries if e.type == pafs.FileType.Directory}
+    for folder in folders:
+        manifest = _manifest_at(fs, folder)
+        listed = set(manifest["parts"]) if manifest else None
+        for e in entries:
+            if e.type != pafs.FileType.File or e.path.rsplit("/", 1)[0] != folder:
+                continue
+            unlisted = listed is not None and e.base_name.endswith(".parquet") and e.base_name not in listed
+            orphan = listed is None and UNCOMMITTED_PART.fullmatch(e.base_name)
+            if unlisted or orphan or ".tmp-" in e.base_name:
+                fs.delete_file(e.path)

@@ -26,7 +26,7 @@ import pyarrow.compute as pc
 
 from tasks.common.config import flatten
 from tasks.common.progress import Progress
-from tasks.common.shards import ShardWriter, atomic_dir, is_uri, write_json
+from tasks.common.shards import ShardWriter, atomic_dir, discard_unfinished, is_uri, output_exists, write_json
 from tasks.common.tracking import Tracker, log_stage_outputs, stage_run
 
 log = logging.getLogger("cookbook")
@@ -124,7 +124,12 @@ def execute(
     with stage_run(params, stage, inputs) as tracker:
         tracker.log_params(flatten(params))  # the whole tree: the same keys in every stage run and variant
         started = time.monotonic()
-        metrics = run(params, input_path, output_path, tracker)
+        existed = output_exists(output_path)
+        try:
+            metrics = run(params, input_path, output_path, tracker)
+        except BaseException:
+            discard_unfinished(output_path, existed)  # no partial output a reader could take for one
+            raise
         metrics = {"stage": stage, **metrics, "seconds": round(time.monotonic() - started, 3)}
         check_conservation(stage, metrics)
         write_json(metrics_path, metrics)

@@ -55,14 +55,14 @@ def test_tokenize_counts_empty_documents_as_dropped_and_catches_a_lost_batch(tmp
 
 
 def test_curate_counts_candidates_where_they_are_made():
-    pools = {"mined": [{"id": "a"}, {"id": "b"}], "mbpp-train": [{"id": "m"}], "educational": [{"id": "e"}]}
-    rejected = [{"id": "c"}, {"id": "t"}]
+    pools = {"mined": 2, "mbpp-train": 1, "educational": 1}  # pairs per pool, as the workers and writers count them
+    rejected = 2  # a mined candidate and a teacher sample that failed their checks
     synthetic = {"counts": {"teacher": "hf:x", "educational": {"finished": 2}, "snippet": {"finished": 1}},
-                 "docs": [{"source": "synthetic-snippet"}, {"source": "mined-snippet"}]}
+                 "docs": [{"source": "synthetic-snippet"}]}  # mined snippets are written by the workers, apart
     counts = {"mined_candidates": 3, "mbpp_train_candidates": 1}
     metrics = candidate_counts(counts, synthetic, pools, rejected)
-    assert metrics == {"rows_in": 7, "rows_kept": 5, "rows_dropped": 2}  # the mined snippet copies a kept pair
+    assert metrics == {"rows_in": 7, "rows_kept": 5, "rows_dropped": 2}
     check_conservation("curate", metrics)
-    pools["mined"].pop()  # a validated pair that reached neither the pools nor the rejects
+    pools["mined"] -= 1  # a validated pair that reached neither the pools nor the rejects
     with pytest.raises(ConservationError):
         check_conservation("curate", candidate_counts(counts, synthetic, pools, rejected))

@@ -1,12 +1,17 @@
 """Shard I/O is atomic, readers ignore dropped/, and the stage harness enforces conservation."""
 
 import json
+from pathlib import Path
 
 import pyarrow as pa
 import pytest
 
-from tasks.common.shards import MissingInputError, atomic_dir, commit_parts, count_rows, list_shards, read_table, write_part
-from tasks.common.stage import ConservationError, check_conservation, split_and_write
+from tasks.common.shards import (MissingInputError, atomic_dir, commit_parts, count_rows, list_shards, read_table,
+                                 write_part)
+from tasks.common.stage import ConservationError, check_conservation, execute, split_and_write
+from tasks.config import load_params
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _batch(reasons):
@@ -68,6 +73,30 @@ def test_parts_of_a_killed_first_run_are_never_read(tmp_path):
         list_shards(out)
     commit_parts(out, parts[:1], 1)
     assert read_table(out).column("id").to_pylist() == ["a"]
+
+
+def test_a_failed_run_leaves_the_previous_output_or_none(tmp_path):
+    """A stage that fails after its workers wrote parts: a first run leaves no folder; a re-run over a
+    committed output leaves exactly the committed parts (its own parts and temporary files removed)."""
+    params = load_params(ROOT / "params.yaml", ["tracking.enabled=false"])
+    out = tmp_path / "clean"
+    table = pa.table({"id": ["a", "b"], "text": ["x", "y"]})
+
+    def fails_after_writing(params, input_path, output, tracker, index=0):
+        write_part(table.slice(index, 1), output / "dropped", 7)
+        write_part(table.slice(index, 1), output, 7)
+        (output / ".part.tmp-0123").write_bytes(b"half")
+        raise OSError("No space left on device")
+
+    with pytest.raises(OSError):
+        execute("clean", fails_after_writing, params, None, out, tmp_path / "m.json")
+    assert not out.exists()
+    commit_parts(out, [write_part(table, out, 0)], 2)
+    committed = sorted(p.name for p in out.rglob("*"))
+    with pytest.raises(OSError):
+        execute("clean", lambda *a: fails_after_writing(*a, index=1), params, None, out, tmp_path / "m.json")
+    assert sorted(p.name for p in out.rglob("*")) == sorted(committed + ["dropped"])  # an empty folder stays
+    assert read_table(out).column("id").to_pylist() == ["a", "b"]
 
 
 def test_conservation_violation_is_an_error():

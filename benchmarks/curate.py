@@ -8,8 +8,8 @@ throughput and the share of samples kept after their tests.
 
 1. Corpus: data/sample if present (the pipeline's pretraining mix), else data/dedup sampled here, else the
    Python files of the embedded distributions (`ingest.distributions`) read directly.
-2. Mining: the curate stage's mined pairs and MBPP-train checks (sandboxed doctests and tests), then the SFT
-   stage-1 set built from them. `validated_sft_pairs` = mined pairs from the corpus that remain after the set's
+2. Mining: the curate stage without a teacher (its mined pairs and MBPP-train checks, sandboxed doctests and
+   tests, and the SFT stage-1 set built from them; `mining_seconds` is the whole stage). `validated_sft_pairs` = mined pairs from the corpus that remain after the set's
    exact dedup and after decontamination.
 3. Decontamination: every plant of `tasks/curate/planted.py` (HumanEval prompts, prompt + solution, renamed
    copies with and without docstring; MBPP prompts, solutions, renamed solutions: 2,156 in all) is inserted at a
@@ -43,11 +43,12 @@ import pyarrow.parquet as pq  # noqa: E402
 from tasks.common.shards import DOC_SCHEMA, list_shards, read_table  # noqa: E402
 from tasks.common.tracking import NullTracker  # noqa: E402
 from tasks.config import load_params  # noqa: E402
-from tasks.curate import decontaminate, sample  # noqa: E402
-from tasks.decontaminate.index import build_index, match, ngram_hashes  # noqa: E402
 from tasks.curate.planted import plants  # noqa: E402
-from tasks.curate.sets import build_set  # noqa: E402
-from tasks.curate.stage import PAIR_SCHEMA, validated_pools  # noqa: E402
+from tasks.curate.scan import PAIR_SCHEMA  # noqa: E402
+from tasks.curate.stage import curate  # noqa: E402
+from tasks.decontaminate import stage as decontaminate  # noqa: E402
+from tasks.decontaminate.index import build_index, match, ngram_hashes  # noqa: E402
+from tasks.stages import STAGES  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -74,7 +75,7 @@ def corpus(params, tmp: Path) -> tuple[Path, str]:
     if (ROOT / "data/sample").exists() and list_shards(ROOT / "data/sample"):
         return ROOT / "data/sample", "data/sample"
     if (ROOT / "data/dedup").exists() and list_shards(ROOT / "data/dedup"):
-        sample.run(params, ROOT / "data/dedup", tmp / "sample", NullTracker())
+        STAGES["sample"].load()(params, ROOT / "data/dedup", tmp / "sample", NullTracker())
         return tmp / "sample", "data/dedup, sampled here"
     return installed_corpus(params, tmp / "installed"), "installed distributions (Python files, unfiltered)"
 
@@ -145,10 +146,12 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         docs_dir, corpus_name = corpus(params, tmp)
-        started = time.monotonic()
-        pools, _, counts = validated_pools(params, docs_dir)
+        started = time.monotonic()  # the curate stage without a teacher: corpus pass (mining, doctests), MBPP-train, sets
+        counts = curate(params, docs_dir, tmp / "curate", NullTracker())
         mining_s = time.monotonic() - started
-        stage1 = build_set(pools, params.curate.sft_stage1, params.curate.seed)["kept"]
+        instructions = read_table(tmp / "curate" / "instructions").to_pylist()
+        pools = {name: [r for r in instructions if r["source"] == name] for name in ("mined", "mbpp-train")}
+        stage1 = read_table(tmp / "curate" / "sft_stage1").to_pylist()
 
         cfg = params.decontaminate
         benches = cfg.benchmarks or params.evaluate.benchmarks

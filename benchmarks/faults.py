@@ -13,7 +13,7 @@ each stage reading the previous stage's undisturbed output. Per stage:
   the output (all columns hashed, ids kept: kept ids, drop reasons, duplicate_of, ...), every other file's bytes
   (token files, tokenizer, model weights, scores; JSON/CSV without timings) and a training stage's loss curve;
 - kills (`--kills K`, seeded): a previous output is put where the stage writes (the baseline changed
-  everywhere: each Parquet folder without its last row, every file altered), a training stage's checkpoints are
+  everywhere: each Parquet folder without its last row, every file altered), its checkpoints (checkpoints/<stage>) are
   removed; then K runs in a row are each SIGKILLed (with all descendants) at a seeded point between 60% of the
   way to the baseline's first write (a file under its output, a hidden temporary sibling or its checkpoints
   changed) and its last write (the commit): a kill counts only if the process was still running and its output
@@ -129,12 +129,11 @@ def limit_for(base_s: float) -> float:
 # ---------------------------------------------------------------------------------------------- stage kills
 
 def install_previous_state(project: Path, stage: str, keep: Path) -> dict | None:
-    """The previous output a killed run must leave intact (different from the new one); a training stage starts
-    from no checkpoint."""
+    """The previous output a killed run must leave intact (different from the new one); the stage starts from no
+    checkpoint (training's steps, recall's rounds, curate's teacher samples), as its undisturbed run did."""
     from tools.faults.core import install_previous
 
-    if stage in TRAINING:
-        remove(project / "checkpoints" / stage)
+    remove(project / "checkpoints" / stage)
     return install_previous(project, stage, keep)
 
 
@@ -586,8 +585,7 @@ def main() -> None:
     try:
         for stage in needed:  # a stage needs its predecessors' outputs
             roots = write_roots(project, stage)
-            if stage in TRAINING:
-                remove(project / "checkpoints" / stage)
+            remove(project / "checkpoints" / stage)
             base = run_stage(stage_command(stage), cwd=project, env=env, limit_s=3600, roots=roots)
             if base.rc != 0:
                 tally.failures[f"{stage} (undisturbed)"] = last_error(base.output)
@@ -610,8 +608,6 @@ def main() -> None:
                 if stage in mlflow_stages:
                     mlflow_outcomes[stage] = inject_mlflow_loss(stage, ctx, tally, rng)
             restore_baseline(project, stage, keep)  # the next stage reads the undisturbed output
-            if stage in TRAINING:  # and the next training stage's checkpoints start from nothing
-                remove(project / "checkpoints" / stage)
         if prefect_stages and all(s in baselines for s in prefect_stages):
             ctx = {"project": project, "env": env, "work": work, "baselines": baselines, "base_seconds": base_seconds}
             prefect_outcome = inject_prefect_restart(ctx, prefect_stages, tally, rng)

@@ -28,6 +28,7 @@ from tasks.clean.rules import evaluate
 from tasks.clean.signals import Doc, Options, natural_language
 from tasks.clean.transform import redact_pii, remove_copyright
 from tasks.common.runner import map_to_shards
+from tasks.common.shards import report_folder
 
 WEB_SOURCE = routing.WEB_SOURCE
 """`source` of the recalled web rows (tasks/recall), which have no stars and are routed as text."""
@@ -169,11 +170,9 @@ def batch_rule_counts(batch: pa.Table) -> dict[str, Any]:
     return collector.counts()
 
 
-def report_dir(output: Path) -> Path:
-    """reports/clean/ for the default output, else a `<output>_report` folder next to the output."""
-    if output.resolve() == Path("data/clean").resolve():
-        return Path("reports/clean")
-    return output.with_name(output.name + "_report")
+def report_dir(output: str | Path) -> Path:
+    """`reports/clean` for the pipeline's default output, else `<output>.reports` (`shards.report_folder`)."""
+    return report_folder(output, "data/clean", "reports/clean")
 
 
 def write_chart(removed_by_rule: dict[str, dict], path: Path, top: int = 20) -> Path:
@@ -212,9 +211,8 @@ def write_chart(removed_by_rule: dict[str, dict], path: Path, top: int = 20) -> 
     return path
 
 
-def run(params, input: Path | None, output: Path, tracker) -> dict[str, Any]:
+def run(params, input: str | Path | None, output: str | Path, tracker) -> dict[str, Any]:
     cfg: CleanConfig = params.clean
-    output = Path(output)
     metrics = map_to_shards(
         clean_batch,
         input,

@@ -36,7 +36,7 @@ import numpy as np
 import pyarrow as pa
 
 from tasks.common.progress import Progress
-from tasks.common.shards import DROPPED, commit_parts, join, list_shards, open_parquet, prepare_output, write_part
+from tasks.common.shards import DROPPED, absolute, commit_parts, join, list_shards, open_parquet, prepare_output, write_part
 from tasks.common.stage import DROP_REASON, add_counts, finish_counts, split_counts, split_kept_dropped
 
 log = logging.getLogger(__name__)
@@ -101,7 +101,7 @@ def _row_group_pieces(shards: Sequence[Path]) -> list[tuple[str, int, int, int]]
     groups = []
     for path in shards:
         meta = open_parquet(path).metadata
-        groups += [(str(path), g, meta.row_group(g).num_rows, meta.row_group(g).total_byte_size)
+        groups += [(absolute(path), g, meta.row_group(g).num_rows, meta.row_group(g).total_byte_size)
                    for g in range(meta.num_row_groups) if meta.row_group(g).num_rows]
     return groups
 
@@ -227,7 +227,7 @@ def find_duplicates(slices: list[Slice], shards: Sequence[str], key: str, num_wo
     from ray.data.aggregate import Count, Min
     from ray.data.expressions import col
 
-    shard_index = {str(path): i for i, path in enumerate(shards)}
+    shard_index = {absolute(path): i for i, path in enumerate(shards)}
     ds = ray.data.from_items([{"slice": json.dumps(s)} for s in slices], override_num_blocks=len(slices))
     ds = _apply(ds, key_positions, {"key": key, "shard_index": shard_index}, num_workers, 1)
     grouped = ds.groupby("key").aggregate(Count(alias_name="rows"), Min("position", alias_name="first"))
@@ -347,7 +347,7 @@ def map_to_shards(
              for i, s in enumerate(slices)]
     ds = ray.data.from_items(items, override_num_blocks=len(slices))
     kwargs = {"fn": fn, "fn_kwargs": fn_kwargs or {}, "columns": columns, "batch_size": batch_size,
-              "output": str(output_dir), "summarize": summarize, "key": key, "first_of": first_of,
+              "output": absolute(output_dir), "summarize": summarize, "key": key, "first_of": first_of,
               "shard_index": {str(path): i for i, path in enumerate(shards)}}
     results: list[dict] = []
     counts: dict[str, Any] = {}
@@ -435,7 +435,7 @@ def map_items_to_shards(
     bounds = split_rows(len(items), num_workers * TASKS_PER_WORKER * 2)
     tasks = [{"index": i, "items": json.dumps(list(items[start:stop]))} for i, (start, stop) in enumerate(bounds)]
     ds = ray.data.from_items(tasks, override_num_blocks=len(tasks))
-    kwargs = {"fn": fn, "fn_kwargs": fn_kwargs or {}, "batch_size": batch_size, "output": str(output_dir),
+    kwargs = {"fn": fn, "fn_kwargs": fn_kwargs or {}, "batch_size": batch_size, "output": absolute(output_dir),
               "summarize": summarize}
     results: list[dict] = []
     counts: dict[str, Any] = {}

@@ -78,6 +78,12 @@ def is_uri(location: str | Path) -> bool:
     return "://" in str(location)
 
 
+def absolute(location: str | Path) -> str:
+    """A location as workers anywhere read it: a URI as given, a local path made absolute (a Ray worker's
+    working directory is not the driver's)."""
+    return str(location) if is_uri(location) else os.path.abspath(location)
+
+
 def location(text: str) -> str | Path:
     """A command-line location: a URI stays a string (`Path` would fold `s3://b` into `s3:/b`), a local path
     becomes a `Path`."""
@@ -93,10 +99,10 @@ def report_folder(output: str | Path, default_output: str | Path, default_report
     """Where a stage writes its report files (charts, tables), always on the local disk: `default_reports`
     for the pipeline's own output, `<output>.reports` next to any other local output, and
     `./<name>.reports` for an output on an object store."""
-    if not is_uri(output) and Path(output) == Path(default_output):
-        return Path(default_reports)
     if is_uri(output):
         return Path(f"{location_name(output)}.reports")
+    if Path(output).resolve() == Path(default_output).resolve():
+        return Path(default_reports)
     return Path(output).with_name(Path(output).name + ".reports")
 
 
@@ -125,7 +131,8 @@ def _manifest_at(fs: pafs.FileSystem, path: str) -> dict | None:
 
 def list_shards(folder: str | Path) -> list[str]:
     """Sorted top-level Parquet shards of a stage folder (never its `dropped/`): the parts its manifest
-    lists where it has one, else every `*.parquet` file; a file is its own only shard."""
+    lists where it has one, else every `*.parquet` file; a file is its own only shard. Local paths come back
+    absolute (`absolute`), so a worker of any working directory reads them."""
     fs, path = filesystem(folder)
     try:
         info = fs.get_file_info(path)
@@ -134,16 +141,16 @@ def list_shards(folder: str | Path) -> list[str]:
     if info.type == pafs.FileType.NotFound:
         raise _missing(folder)
     if info.type == pafs.FileType.File:
-        return [str(folder)]
+        return [absolute(folder)]
     manifest = read_manifest(folder)
     if manifest is not None:
-        return [join(folder, name) for name in manifest["parts"]]
+        return [join(absolute(folder), name) for name in manifest["parts"]]
     entries = fs.get_file_info(pafs.FileSelector(path))
     names = sorted(e.base_name for e in entries if e.type == pafs.FileType.File and e.base_name.endswith(".parquet"))
     if any(UNCOMMITTED_PART.match(name) for name in names):
         raise MissingInputError(f"input '{folder}' holds the parts of a stage that did not finish (no {MANIFEST}): "
                                 "re-run the stage that writes it")
-    return [join(folder, name) for name in names]
+    return [join(absolute(folder), name) for name in names]
 
 
 def prepare_output(folder: str | Path) -> None:
@@ -317,6 +324,13 @@ def commit_parts(folder: str | Path, parts: list[str], num_rows: int) -> None:
         stale = entry.base_name.endswith(".parquet") and entry.base_name not in listed
         if entry.type == pafs.FileType.File and (stale or ".tmp-" in entry.base_name):
             fs.delete_file(entry.path)
+
+
+def upload_folder(local: str | Path, target: str | Path) -> None:
+    """Copy a local folder's files to a location on any filesystem (`target/<relative path>`)."""
+    fs, path = filesystem(target)
+    fs.create_dir(path, recursive=True)
+    pafs.copy_files(str(Path(local).resolve()), path, source_filesystem=pafs.LocalFileSystem(), destination_filesystem=fs)
 
 
 def output_exists(location: str | Path) -> bool:

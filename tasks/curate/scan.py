@@ -25,7 +25,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from tasks.common.runner import map_items, plan_slices, read_slice
-from tasks.common.shards import DOC_SCHEMA, join, list_shards, write_part
+from tasks.common.shards import DOC_SCHEMA, absolute, join, list_shards, write_part
 from tasks.curate.config import CurateConfig
 from tasks.curate.execution import run_programs
 from tasks.curate.mine import mine_batch
@@ -131,7 +131,7 @@ def scan_corpus(params, input: str | Path, output: str | Path, with_seeds: bool)
     # one sandbox process per Ray task: the tasks themselves spread over the workers
     limits = dict(timeout_s=cfg.doctest_timeout_s, memory_mb=cfg.doctest_memory_mb, num_workers=1)
     num_seeds = cfg.teacher.max_seeds if with_seeds else 0
-    kwargs = {"cfg": cfg, "output": str(output), "limits": limits, "num_seeds": num_seeds}
+    kwargs = {"cfg": cfg, "output": absolute(output), "limits": limits, "num_seeds": num_seeds}
     results, seeds = [], {"algorithmic": [], "mined": []}
     for table in map_items(scan_slices, items, fn_kwargs=kwargs, num_workers=compute.num_workers, batch_size=1,
                            ray_address=compute.ray_address):

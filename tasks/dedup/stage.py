@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from tasks.common.runner import TASKS_PER_WORKER, ensure_ray, map_to_shards, plan_slices
-from tasks.common.shards import filesystem, join, list_shards, open_parquet
+from tasks.common.shards import absolute, filesystem, join, list_shards, open_parquet, report_folder
 from tasks.common.shuffle import Tasks, column
 from tasks.dedup import passes
 from tasks.dedup.config import DedupConfig
@@ -53,16 +53,14 @@ log = logging.getLogger("cookbook.dedup")
 DEFAULT_OUTPUT = Path("data/dedup")
 
 
-def report_dir(output: Path) -> Path:
-    """`reports/dedup` for the pipeline's default output, else a folder next to the output."""
-    if Path(output) == DEFAULT_OUTPUT:
-        return Path("reports/dedup")
-    return Path(output).with_name(Path(output).name + ".reports")
+def report_dir(output: str | Path) -> Path:
+    """`reports/dedup` for the pipeline's default output, else `<output>.reports` (`shards.report_folder`)."""
+    return report_folder(output, DEFAULT_OUTPUT, "reports/dedup")
 
 
 def scratch_folder(output: str | Path) -> str:
     """Where the per-slice decisions live between planning and marking: next to the output, never in it."""
-    return str(output).rstrip("/") + ".scratch"
+    return absolute(output).rstrip("/") + ".scratch"
 
 
 def run_folder(scratch: str) -> str:

@@ -26,17 +26,18 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.fs as pafs
 
 from tasks.common.progress import Progress
 from tasks.common.runner import commit_outputs, map_items, plan_slices, read_slice, write_empty_outputs, write_slice
-from tasks.common.shards import DROPPED, commit_parts, join, list_shards, open_parquet, prepare_output, write_part
+from tasks.common.shards import (DROPPED, absolute, commit_parts, filesystem, join, list_shards, open_parquet, prepare_output, upload_folder,
+                                 write_part)
 from tasks.common.stage import DROP_REASON, add_counts, finish_counts, split_counts, split_kept_dropped
 from tasks.recall.classify import score_texts
 from tasks.recall.config import RecallConfig
@@ -89,7 +90,7 @@ def repo_seed_slices(items: pa.Table, *, limit: int) -> pa.Table:
     return pa.Table.from_pylist(rows)
 
 
-def repo_text_rows(input_dir: Path, compute, limit: int) -> tuple[list[str], int]:
+def repo_text_rows(input_dir: str | Path, compute, limit: int) -> tuple[list[str], int]:
     """(texts of the first `limit` Appendix C.2-named text files in input order, total input bytes), scanned on
     the workers: the driver keeps at most `limit` texts."""
     items = [{"index": i, "slice": json.dumps(s)} for i, s in enumerate(plan_slices(list_shards(input_dir), compute.num_workers))]
@@ -200,7 +201,7 @@ def as_input_columns(web: pa.Table, schema: pa.Schema) -> pa.Table:
     return pa.table(columns + [web[n] for n in extra], schema=pa.schema(list(schema) + [web.schema.field(n) for n in extra]))
 
 
-def write_output(input_dir: Path, output: Path, fn, fn_kwargs: dict, web_rows: pa.Table | None, compute) -> dict[str, Any]:
+def write_output(input_dir: str | Path, output: str | Path, fn, fn_kwargs: dict, web_rows: pa.Table | None, compute) -> dict[str, Any]:
     """The stage's one commit: the input rows mapped by `fn` on the workers, which write their own parts
     (`runner.write_slice`, counts and flag counts back), then the web rows (bounded by the web input) as the last
     part; `dropped/` and the kept manifest are committed last (`runner.commit_outputs`)."""
@@ -208,7 +209,7 @@ def write_output(input_dir: Path, output: Path, fn, fn_kwargs: dict, web_rows: p
     shards = list_shards(input_dir)
     slices = plan_slices(shards, compute.num_workers)
     items = [{"index": i, "slice": json.dumps(s)} for i, s in enumerate(slices)]
-    kwargs = {"fn": fn, "fn_kwargs": fn_kwargs, "columns": None, "batch_size": compute.batch_size, "output": str(output),
+    kwargs = {"fn": fn, "fn_kwargs": fn_kwargs, "columns": None, "batch_size": compute.batch_size, "output": absolute(output),
               "summarize": flag_counts, "key": None, "first_of": {}, "shard_index": {str(p): i for i, p in enumerate(shards)}}
     results, counts, flags = [], {}, {"flagged": 0, "not_code_related": 0}
     progress = Progress(Path(str(output)).name, total=sum(stop - start for sl in slices for _, _, start, stop in sl))
@@ -238,11 +239,11 @@ def write_output(input_dir: Path, output: Path, fn, fn_kwargs: dict, web_rows: p
     return {**finish_counts(counts), "flags": flags, "num_web_kept": web_kept, "web_bytes_kept": web_bytes}
 
 
-def run(params, input: Path | None, output: Path, tracker) -> dict[str, Any]:
+def run(params, input: str | Path | None, output: str | Path, tracker) -> dict[str, Any]:
     """Recall code-related web pages and flag repository text files; see the module docstring."""
     cfg: RecallConfig = params.recall
     compute = params.compute
-    input_dir = Path(input) if input is not None else Path("data/ingest")
+    input_dir = input if input is not None else "data/ingest"
     list_shards(input_dir)
     if not cfg.enabled:
         metrics = write_output(input_dir, output, pass_through, {}, None, compute)
@@ -272,11 +273,14 @@ def run(params, input: Path | None, output: Path, tracker) -> dict[str, Any]:
             **summary(results, web, repo_bytes, metrics)}
 
 
-def copy_rounds(results: list[RoundResult], output: Path) -> None:
-    """Make each round inspectable next to the stage output (`output/rounds/<i>/`)."""
+def copy_rounds(results: list[RoundResult], output: str | Path) -> None:
+    """Make each round inspectable next to the stage output (`output/rounds/<i>/`, on any filesystem); the
+    rounds of a previous output go first (a file of theirs must not pass for one of this run's)."""
+    fs, path = filesystem(join(output, "rounds"))
+    if fs.get_file_info(path).type != pafs.FileType.NotFound:
+        fs.delete_dir(path)
     for result in results:
-        target = output / "rounds" / str(result.index)
-        shutil.copytree(result.folder, target, dirs_exist_ok=True)
+        upload_folder(result.folder, join(output, f"rounds/{result.index}"))
 
 
 def summary(results: list[RoundResult], web: pa.Table, repo_bytes: int, written: dict[str, Any]) -> dict[str, Any]:

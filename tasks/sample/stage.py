@@ -28,6 +28,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from tasks.common.runner import map_batches, map_to_shards
+from tasks.common.shards import report_folder
 from tasks.common.stage import DROP_REASON
 from tasks.sample.config import SampleConfig
 from tasks.sample.ranking import (BUCKET_BITS, MAX_BOUNDARY_ROWS, PRIORITY_BITS, Boundary, boundary_bucket, boundary_rows,
@@ -135,11 +136,9 @@ def language_table(before: dict[str, tuple[int, int]], after: dict, caps: dict[s
     return table.sort_values("bytes_before", ascending=False, kind="stable").reset_index(drop=True)
 
 
-def report_dir(output: Path) -> Path:
-    """`reports/sample` for the pipeline's default output, else a folder next to the output."""
-    if Path(output) == Path("data/sample"):
-        return Path("reports/sample")
-    return Path(output).with_name(Path(output).name + ".reports")
+def report_dir(output: str | Path) -> Path:
+    """`reports/sample` for the pipeline's default output, else `<output>.reports` (`shards.report_folder`)."""
+    return report_folder(output, "data/sample", "reports/sample")
 
 
 def write_report(table: pd.DataFrame, folder: Path) -> None:

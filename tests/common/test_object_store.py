@@ -15,6 +15,7 @@ import pytest
 
 from tasks.common.runner import map_to_shards
 from tasks.common.shards import MANIFEST, MissingInputError, filesystem, list_shards, read_manifest, read_table
+from tests.common.chain import COMPARED, outcome, run_chain
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -122,3 +123,18 @@ def test_ingest_reads_stack_tables_from_a_bucket_and_writes_to_it(s3_bucket):
     assert read_manifest(f"{s3_bucket}/ingest")["num_rows"] == 6
     metrics = json.loads(fs.open_input_stream("corpus/ingest.metrics.json").read())
     assert (metrics["rows_in"], metrics["rows_kept"], metrics["files_listed"]) == (7, 6, 2)
+
+
+def test_every_data_stage_runs_from_bucket_to_bucket_with_the_answers_of_local_disk(s3_bucket, tmp_path, monkeypatch):
+    """ingest -> ... -> tokenize with every --input/--output an s3:// URI: no stage needs a local path, and
+    every stage keeps and drops the same ids (reasons, duplicate_of) as the same chain on local disk."""
+    monkeypatch.chdir(tmp_path)  # reports of object-store outputs go to ./<name>.reports
+    run_chain(f"{s3_bucket}/chain", cookbook)
+    run_chain(str(tmp_path / "local"), cookbook)
+    for folder in COMPARED:
+        assert outcome(f"{s3_bucket}/chain", folder) == outcome(str(tmp_path / "local"), folder), folder
+    fs, path = filesystem(f"{s3_bucket}/chain/tokenize")
+    local = tmp_path / "local" / "tokenize"
+    with fs.open_input_stream(f"{path}/meta.json") as f:
+        assert f.read() == (local / "meta.json").read_bytes()
+    assert (tmp_path / "dedup.reports" / "dedup_report.json").exists()

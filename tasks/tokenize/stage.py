@@ -20,15 +20,18 @@ never a text or a row per document):
 
 Layout: `<output>/` is the packed pretraining data (what `pretrain` reads and `anneal` replays), and
 `<output>/<part>/` each annealing part packed with the same tokenizer (with its own copy of `tokenizer/`), so
-`anneal.sources` can mix them by weight. An empty part gets a folder with zero sequences. A run first removes
-the old `meta.json` files, so a killed run leaves no output that a reader would take (never a mix); token
-shards are content-addressed, and those no index lists are deleted once the new index is written.
+`anneal.sources` can mix them by weight. An empty part gets a folder with zero sequences. A local output is
+built in a hidden sibling folder that replaces it in one rename, so a reader or a kill sees the previous output
+or the new one, never a mix. On an object store (no renames) a run first removes the old `meta.json` files,
+so a killed run leaves no output that a reader would take; token shards are content-addressed, and those no
+index lists are deleted once the new index is written.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import shutil
 import time
 from pathlib import Path
 
@@ -38,7 +41,8 @@ import pyarrow.compute as pc
 import pyarrow.fs as pafs
 
 from tasks.common.runner import map_batches, map_items, map_to_shards
-from tasks.common.shards import MissingInputError, _put, commit_parts, count_rows, filesystem, join, list_shards, prepare_output
+from tasks.common.shards import (MissingInputError, _put, absolute, atomic_dir, commit_parts, count_rows, filesystem, is_uri, join,
+                                 list_shards, prepare_output)
 from tasks.tokenize.config import TokenizeConfig
 from tasks.tokenize.packing import (META_FILE, TOKENIZER_DIR, TOKENS_DIR, encode_slice, flat_ids, packed_counts, shard_summary,
                                     token_dtype)
@@ -96,7 +100,8 @@ def train_tokenizer(params, docs: str | Path, output: str | Path, targets: list[
     kwargs = dict(num_workers=compute.num_workers, batch_size=WHOLE_SLICE, ray_address=compute.ray_address)
     total = sum(int(t["bytes"][0].as_py()) for t in map_batches(text_bytes, docs, columns=["text"], **kwargs))
     keep = min(1.0, cfg.train_sample_bytes / max(1, total))
-    folder = join(output, SAMPLE_DIR)
+    folder = join(absolute(output), SAMPLE_DIR)
+    targets = [absolute(t) for t in targets]
     written = list(map_batches(write_training_sample, docs, columns=["id", "text"], fn_kwargs={
         "seed": cfg.seed, "keep": keep, "max_chars": cfg.max_doc_chars_for_training, "folder": folder}, **kwargs))
     parts = [p for t in written for p in t["part"].to_pylist()]
@@ -115,9 +120,9 @@ def pack_folder(params, docs: str | Path, folder: str | Path, meta: dict) -> dic
     (`meta.json`, written last); return the stage counts of the part and its index counts."""
     cfg: TokenizeConfig = params.tokenize
     compute = params.compute
-    tokenizer = join(folder, TOKENIZER_DIR)
+    tokenizer = join(absolute(folder), TOKENIZER_DIR)
     counts = map_to_shards(encode_slice, docs, folder, fn_kwargs={
-        "tokenizer_dir": tokenizer, "tokenizer_hash": meta["tokenizer_hash"], "output": str(folder), "dtype": meta["dtype"],
+        "tokenizer_dir": tokenizer, "tokenizer_hash": meta["tokenizer_hash"], "output": absolute(folder), "dtype": meta["dtype"],
         "encode_rows": cfg.batch_size}, num_workers=compute.num_workers, batch_size=WHOLE_SLICE,
         ray_address=compute.ray_address, summarize=shard_summary)
     shards = [{"file": name, **c} for name, c in counts.pop("summary").get("shards", {}).items()]
@@ -129,7 +134,29 @@ def pack_folder(params, docs: str | Path, folder: str | Path, meta: dict) -> dic
     return {**counts, **index}
 
 
-def run(params, input: Path | None, output: Path, tracker) -> dict:
+def run(params, input: str | Path | None, output: str | Path, tracker) -> dict:
+    """The stage. A local output is built in a hidden sibling folder that replaces it in one rename at the end,
+    so a reader (or a kill at any point) sees the previous output or the new one, never a mix of the two; on an
+    object store, where nothing renames, each folder is rewritten in place and committed by its `meta.json`,
+    removed first and written last."""
+    if is_uri(output):
+        metrics = tokenize_into(params, input, output)
+    else:
+        remove_staging_leftovers(Path(output))
+        with atomic_dir(output) as staging:
+            metrics = tokenize_into(params, input, staging)
+        tracker.log_artifact(Path(output) / META_FILE)
+    return metrics
+
+
+def remove_staging_leftovers(output: Path) -> None:
+    """The staging folders of killed runs (`.<name>.tmp-*` beside the output)."""
+    for leftover in output.parent.glob(f".{output.name}.tmp-*"):
+        shutil.rmtree(leftover, ignore_errors=True)
+
+
+def tokenize_into(params, input: str | Path | None, output: str | Path) -> dict:
+    """Train the tokenizer and pack every part into `output`; return the stage metrics."""
     cfg: TokenizeConfig = params.tokenize
     pretrain_docs, anneal_docs = input_parts(input, cfg)
     rows_in = count_rows(pretrain_docs) + sum(count_rows(p) for p in anneal_docs.values())
@@ -157,8 +184,6 @@ def run(params, input: Path | None, output: Path, tracker) -> dict:
                "tokenizer_sample_documents": tok["sample_documents"], "token_bytes": counts["num_tokens"] * np.dtype(meta["dtype"]).itemsize,
                **meta, **{k: v for k, v in counts.items() if k.startswith("num_")}, "num_empty": dropped_by_reason.get("empty_text", 0),
                "anneal_parts": {part: {k: v for k, v in c.items() if k.startswith("num_") or k.startswith("rows_")} for part, c in parts.items()}}
-    if "://" not in str(output):
-        tracker.log_artifact(Path(output) / META_FILE)
     return metrics
 
 

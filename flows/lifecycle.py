@@ -279,18 +279,18 @@ def write_overrides(params_path: Path, overrides: list[str]) -> None:
     """Apply `section.key=value` overrides to params.yaml in place, keeping its comments."""
     from ruamel.yaml import YAML
 
-    from tasks.common.config import parse_override
+    from tasks.common.config import parse_override, set_dotted
     from tasks.config import load_params
 
     load_params(params_path, overrides)  # validate before touching the file
-    yaml = YAML()
+    yaml = YAML()  # round trip: comments, quotes, flow style, `null` and indentation as the user wrote them
+    yaml.preserve_quotes = True
+    yaml.width = 4096
+    yaml.indent(mapping=2, sequence=4, offset=2)
+    yaml.representer.add_representer(type(None), lambda r, _: r.represent_scalar("tag:yaml.org,2002:null", "null"))
     data = yaml.load(params_path.read_text())
     for text in overrides:
-        path, value = parse_override(text)
-        node = data
-        for part in path[:-1]:
-            node = node[part]
-        node[path[-1]] = value
+        set_dotted(data, *parse_override(text), text)
     with params_path.open("w") as f:
         yaml.dump(data, f)
 

@@ -17,6 +17,7 @@ from collections import Counter
 
 import pyarrow as pa
 
+from tasks.common.hashing import priority
 from tasks.common.runner import ensure_ray
 from tasks.common.shards import DROPPED, commit_parts, join, open_parquet, write_part
 from tasks.curate.config import SftSetConfig
@@ -30,17 +31,13 @@ def pair_key(instruction: str, output: str) -> str:
     return hashlib.sha256(norm.encode("utf-8", "surrogateescape")).hexdigest()
 
 
-def _rank(row_id: str, seed: int) -> int:
-    return int.from_bytes(hashlib.blake2b(f"{seed}:{row_id}".encode(), digest_size=8).digest(), "big")
-
-
 def select(pools: dict[str, list[dict]], spec: SftSetConfig, seed: int) -> tuple[list[dict], dict[str, int]]:
     """Rows of the set (pool by pool, in rank order) and the shortfall of each pool that had too few."""
     listed = {name: share for name, share in spec.sources.items() if share > 0}
     total = sum(listed.values())
     rows, shortfall = [], {}
     for name, share in listed.items():
-        pool = sorted(pools.get(name, []), key=lambda r: (_rank(r["id"], seed), r["id"]))
+        pool = sorted(pools.get(name, []), key=lambda r: (priority(r["id"], seed), r["id"]))
         if spec.size is not None:
             want = round(share / total * spec.size)
             if len(pool) < want:
@@ -76,7 +73,7 @@ def build_set(pools: dict[str, list[dict]], spec: SftSetConfig, seed: int) -> di
 
 
 ORDER_COLUMNS = ["pool", "rank", "id"]
-"""Where a row stands in its set: the pool's place in the set's `sources`, then `_rank`, then the id."""
+"""Where a row stands in its set: the pool's place in the set's `sources`, then `priority`, then the id."""
 
 
 def ranked_part(items: pa.Table, *, pool: int, seed: int) -> pa.Table:
@@ -86,7 +83,7 @@ def ranked_part(items: pa.Table, *, pool: int, seed: int) -> pa.Table:
         table = open_parquet(uri).read(columns=PAIR_COLUMNS)
         ids, texts = table["id"].to_pylist(), zip(table["instruction"].to_pylist(), table["output"].to_pylist())
         table = table.append_column("pool", pa.array([pool] * table.num_rows, pa.int32()))
-        table = table.append_column("rank", pa.array([_rank(i, seed) for i in ids], pa.uint64()))
+        table = table.append_column("rank", pa.array([priority(i, seed) for i in ids], pa.uint64()))
         tables.append(table.append_column("key", pa.array([pair_key(i, o) for i, o in texts], pa.string())))
     return pa.concat_tables(tables)
 

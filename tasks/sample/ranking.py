@@ -14,28 +14,23 @@ language's threshold. The stage finds the threshold from aggregates only:
    that does not fit is the threshold (`threshold_in`);
 4. a map task marks each document by comparing its key with the threshold (`sampled_out_mask`).
 
-`priority` is the blake2b hash other stages use to choose documents by id (tokenize's training sample).
+`priority` (`tasks/common/hashing.py`) is the seeded rank every stage that chooses rows by id uses.
 """
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from tasks.common.hashing import PRIORITY_BITS, priority
+
 BUCKET_BITS = 16
 """Priority bits resolved per histogram pass: 65,536 buckets per capped language."""
 MAX_BOUNDARY_ROWS = 100_000
 """Files of one boundary bucket fetched to the driver at most; a fuller bucket is split by another pass."""
-PRIORITY_BITS = 64
-
-
-def priority(doc_id: str, seed: int) -> int:
-    """The document's rank key inside its language (lower = kept first)."""
-    return int.from_bytes(hashlib.blake2b(f"{seed}:{doc_id}".encode(), digest_size=8).digest(), "big")
 
 
 def priorities(ids: list[str], seed: int) -> np.ndarray:

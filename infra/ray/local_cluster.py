@@ -1,7 +1,10 @@
 """A multi-node Ray cluster on this machine: one head and N worker nodes, each with its own CPUs, over loopback.
 
-    python infra/ray/local_cluster.py start --nodes 2 --cpus-per-node 1 --dir /tmp/rc   # prints the address
+    python infra/ray/local_cluster.py start --nodes 2 --cpus-per-node 2 --dir /tmp/rc   # prints the address
     RAY_ADDRESS=127.0.0.1:<port> RAY_AUTH_MODE=token cookbook run                        # the lifecycle on it
+
+(A training stage's worker takes `<stage>.cpus_per_worker` CPUs of one node, 2 by default: with 1-CPU nodes the
+data stages run and `pretrain` stops with a line saying so.)
     python infra/ray/local_cluster.py stop --dir /tmp/rc
 
 Every node is a `ray start --block` process in its own process group, with its own free ports (node manager,

@@ -245,3 +245,18 @@ def test_log_model_asks_the_hub_nothing_and_writes_a_local_model_card(tmp_path, 
     location = mlflow.MlflowClient(uri).get_logged_model(model_uri.rsplit("/", 1)[1]).artifact_location
     card = (Path(location.removeprefix("file://")) / "model_card.md").read_text()
     assert "Trained by OpenCoder Cookbook" in card and "- steps: 3" in card
+
+
+def test_a_training_job_that_no_cluster_node_can_hold_is_one_line_not_a_wait():
+    from tasks.common.config import ConfigError
+    from tasks.train.launcher import check_cluster_holds, workers_that_fit
+
+    nodes = [{"Alive": True, "Resources": {"CPU": 1.0}}, {"Alive": True, "Resources": {"CPU": 1.0}},
+             {"Alive": False, "Resources": {"CPU": 8.0}}]
+    assert workers_that_fit(nodes, cpus=1, gpus=0) == 2 and workers_that_fit(nodes, cpus=2, gpus=0) == 0
+    check_cluster_holds("pretrain", 2, 1, 0, nodes)
+    with pytest.raises(ConfigError, match=r"pretrain: 1 worker\(s\) of 2 CPU each do not fit .*1 CPU, 1 CPU; 0 fit"):
+        check_cluster_holds("pretrain", 1, 2, 0, nodes)
+    gpu_nodes = [{"Alive": True, "Resources": {"CPU": 16.0, "GPU": 1.0}}]
+    with pytest.raises(ConfigError, match="lower sft.cpus_per_worker or sft.num_workers"):
+        check_cluster_holds("sft", 2, 4, 1, gpu_nodes)

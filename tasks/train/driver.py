@@ -15,6 +15,7 @@ long step) a line at least every 10 s saying what it waits for.
 from __future__ import annotations
 
 import json
+import os
 import logging
 import threading
 import time
@@ -51,12 +52,28 @@ def engine_settings(cfg: TrainCommon) -> Engine:
                   prefetch_steps=cfg.prefetch_steps)
 
 
+def live_curve(plot_csv: str | Path) -> Path:
+    """Where a running job writes its loss rows (a hidden sibling of the plot CSV, followed by the terminal):
+    the plot CSV itself is replaced by it only when the stage's model is published, so a reader (or a kill)
+    never finds a new curve beside the previous model."""
+    plot_csv = Path(plot_csv)
+    return plot_csv.with_name(f".{plot_csv.name}.live")
+
+
+def publish_curve(job: TrainJob, plot_csv: str | Path) -> None:
+    """The finished job's loss rows become the plot CSV, in one rename."""
+    live = Path(job.plot_csv)
+    if live.exists():
+        os.replace(live, plot_csv)
+
+
 def make_job(stage: str, cfg: TrainCommon, phases: list[Phase], *, tokenizer_dir: Path, plot_csv: Path, tracker,
              chat_model: bool = False, export_meta: dict | None = None) -> TrainJob:
+    """The job of a training stage; its loss rows go to `live_curve(plot_csv)` while it runs."""
     return TrainJob(stage=stage, tokenizer_dir=str(Path(tokenizer_dir).resolve()), phases=tuple(phases),
                     engine=engine_settings(cfg), seed=cfg.seed, log_every=cfg.log_every,
                     checkpoint_every=cfg.checkpoint_every, keep_checkpoints=cfg.keep_checkpoints,
-                    stop_after_steps=cfg.stop_after_steps, plot_csv=str(plot_csv), tracker_uri=tracker.uri,
+                    stop_after_steps=cfg.stop_after_steps, plot_csv=str(live_curve(plot_csv)), tracker_uri=tracker.uri,
                     tracker_run_id=tracker.run_id, chat_model=chat_model, export_meta=export_meta)
 
 
@@ -74,6 +91,8 @@ def train(job_for_export, cfg: TrainCommon, params, output: Path, checkpoint_roo
             summaries = read_summaries(job)
             if any(s["stopped"] for s in summaries) or len(summaries) < len(job.phases):
                 raise _Stopped
+            # the curve just before the model; a kill in between is mended by the re-run, which resumes every phase
+            publish_curve(job, paths(job.stage, output)[1])
     except _Stopped:
         return read_summaries(job)
     log_model(output, job.tracker_uri, job.tracker_run_id, name=job.stage)

@@ -131,10 +131,16 @@ def error_chain(err: BaseException) -> list[BaseException]:
     return chain
 
 
+TORCH_WRITE_FAILED = ("PytorchStreamWriter failed writing file", "unexpected pos")
+"""What torch.save says when its writes stop short (the zip writer checks its position): a full disk, where the
+errno is lost (`[enforce fail at inline_container.cc:...] . unexpected pos N vs M`)."""
+
+
 def is_disk_full(err: BaseException) -> bool:
-    """Whether an error is, or was caused by, a full disk (ENOSPC; pyarrow and Ray carry it in the message only)."""
+    """Whether an error is, or was caused by, a full disk (ENOSPC; pyarrow and Ray carry it in the message only,
+    torch's checkpoint writer only as a short write)."""
     return any((isinstance(e, OSError) and e.errno == errno.ENOSPC) or "No space left on device" in str(e)
-               for e in error_chain(err))
+               or any(m in str(e) for m in TORCH_WRITE_FAILED) for e in error_chain(err))
 
 
 def disk_full_line(err: BaseException, output: Path | None) -> str:

@@ -110,6 +110,8 @@ def test_a_full_disk_is_recognised_however_it_is_raised():
     assert is_disk_full(OSError(errno.ENOSPC, "No space left on device", "/small/out/part-00000.parquet"))
     assert is_disk_full(OSError("IOError: [Errno 28] No space left on device. Detail: [errno 28]"))
     assert not is_disk_full(OSError(errno.EACCES, "Permission denied")) and not is_disk_full(ValueError("No space"))
+    assert is_disk_full(RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 11456 vs 11350"))
+    assert is_disk_full(RuntimeError("[enforce fail at inline_container.cc:603] . PytorchStreamWriter failed writing file data/3: file write failed"))
     line = disk_full_line(OSError(errno.ENOSPC, "No space left on device", "/small/out/x.parquet"), Path("/small/out"))
     assert "'/small/out/x.parquet'" in line and "\n" not in line
     assert "'/small/out'" in disk_full_line(OSError("No space left on device"), Path("/small/out"))

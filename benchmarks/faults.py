@@ -271,7 +271,9 @@ def inject_disk_full(stage: str, ctx: dict, tally: Tally) -> str:
         if seen is not None:  # the failed stage had nothing to leave: a reader must find no output
             tally.partial["disk_full"] += 1
         leftovers = sorted(p.name for p in small.iterdir())
-        subprocess.run(["mount", "-o", f"remount,size={max(1024, 8 * need // 1024)}k", str(small)], check=True)
+        # room for the output and what a stage writes beside it (a training stage's checkpoints, several times
+        # its model with the optimizer states); tmpfs takes memory only for what is written
+        subprocess.run(["mount", "-o", f"remount,size={max(1024, 8 * need // 1024) + 1024 * 1024}k", str(small)], check=True)
         rerun = run_stage(cmd, cwd=project, env=env, limit_s=limit_for(base.seconds))
         digest = tree_digest(out) if rerun.rc == 0 else None
         same = tally.settle("disk_full", 1, expected, digest)

@@ -355,14 +355,14 @@ def discard_unfinished(location: str | Path, existed: bool) -> None:
         return
     if info.type != pafs.FileType.Directory:
         return
-    entries = fs.get_file_info(pafs.FileSelector(path, recursive=True))
-    folders = {path} | {e.path for e in entries if e.type == pafs.FileType.Directory}
-    for folder in folders:
+    files_by_folder: dict[str, list[pafs.FileInfo]] = {}
+    for e in fs.get_file_info(pafs.FileSelector(path, recursive=True)):
+        if e.type == pafs.FileType.File:
+            files_by_folder.setdefault(e.path.rsplit("/", 1)[0], []).append(e)
+    for folder, files in files_by_folder.items():
         manifest = _manifest_at(fs, folder)
         listed = set(manifest["parts"]) if manifest else None
-        for e in entries:
-            if e.type != pafs.FileType.File or e.path.rsplit("/", 1)[0] != folder:
-                continue
+        for e in files:
             unlisted = listed is not None and e.base_name.endswith(".parquet") and e.base_name not in listed
             orphan = listed is None and UNCOMMITTED_PART.fullmatch(e.base_name)
             if unlisted or orphan or ".tmp-" in e.base_name:

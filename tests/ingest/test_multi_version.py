@@ -1,11 +1,12 @@
-"""Several versions of one `(repo, path)` through ingest -> clean -> dedup, with the exact expected outcome.
+"""Several versions of one `(repo, path)` through every data stage, with the exact expected outcome.
 
 A Stack-v2-style JSONL holds four commits of `o/lib:pkg/util.py` (different `blob_id` and date): v1, v2 (v1
 with one word changed: a near-copy), v3 (v1 again: a revert) and v4 (another module), plus a fork
 `o/fork:pkg/util.py` holding v4 with more stars and an unrelated file. With ids that tell versions apart,
 ingest yields seven distinct ids, clean keeps them, and dedup's keep policy (most stars, then latest commit,
 then smallest id) decides: v1 is an exact copy of v3 (newer), v2 a near copy of v3, v4 an exact copy of the
-fork's file (more stars). Every removed row names a kept row, and no content is lost.
+fork's file (more stars). Every removed row names a kept row, and no content is lost; sample, decontaminate
+and tokenize then carry the three survivors by their ids (recall off: no web rows join).
 """
 
 from __future__ import annotations
@@ -58,18 +59,27 @@ def write_stack_jsonl(path) -> dict[str, str]:
     return {name: doc_id("stack", r["repo_name"], r["path"], r["blob_id"]) for name, r in zip(names, rows)}
 
 
-def test_versions_of_one_file_through_ingest_clean_dedup(tmp_path):
+def test_versions_of_one_file_through_every_data_stage(tmp_path):
     from tasks.clean.stage import run as clean
+    from tasks.decontaminate.stage import run as decontaminate
     from tasks.dedup.stage import run as dedup
     from tasks.ingest.stage import run as ingest
+    from tasks.recall.stage import run as recall
+    from tasks.sample.stage import run as sample
+    from tasks.tokenize.stage import run as tokenize
 
     ids = write_stack_jsonl(tmp_path / "stack.jsonl")
     name_of = {v: k for k, v in ids.items()}
-    params = load_params("params.yaml", ["tracking.enabled=false", "compute.num_workers=2", "compute.batch_size=8"])
+    params = load_params("params.yaml", ["tracking.enabled=false", "compute.num_workers=2", "compute.batch_size=8",
+                                         "recall.enabled=false", "tokenize.vocab_size=600", "tokenize.seq_len=32"])
     metrics = {}
     for stage, fn, src, dst in (("ingest", ingest, tmp_path / "stack.jsonl", tmp_path / "ingest"),
-                                ("clean", clean, tmp_path / "ingest", tmp_path / "clean"),
-                                ("dedup", dedup, tmp_path / "clean", tmp_path / "dedup")):
+                                ("recall", recall, tmp_path / "ingest", tmp_path / "recall"),
+                                ("clean", clean, tmp_path / "recall", tmp_path / "clean"),
+                                ("dedup", dedup, tmp_path / "clean", tmp_path / "dedup"),
+                                ("sample", sample, tmp_path / "dedup", tmp_path / "sample"),
+                                ("decontaminate", decontaminate, tmp_path / "sample", tmp_path / "decontaminate"),
+                                ("tokenize", tokenize, tmp_path / "decontaminate", tmp_path / "tokenize")):
         metrics[stage] = fn(params, src, dst, NullTracker())
         check_conservation(stage, metrics[stage])
 
@@ -84,3 +94,6 @@ def test_versions_of_one_file_through_ingest_clean_dedup(tmp_path):
     assert kept == ["fork", "other", "v3"]
     assert removed == {"v1": ("exact_duplicate", "v3"), "v2": ("near_duplicate", "v3"), "v4": ("exact_duplicate", "fork")}
     assert metrics["dedup"]["rows_in"] == 6 and metrics["dedup"]["rows_kept"] == 3
+    for stage in ("sample", "decontaminate", "tokenize"):  # the three survivors, each once, by the same ids
+        assert sorted(name_of[i] for i in read_table(tmp_path / stage).column("id").to_pylist()) == kept, stage
+        assert metrics[stage]["rows_in"] == 3 and metrics[stage]["rows_dropped"] == 0, stage

@@ -207,6 +207,22 @@ def atomic_dir(target: str | Path) -> Iterator[Path]:
     shutil.rmtree(old, ignore_errors=True)
 
 
+@contextlib.contextmanager
+def staged_output(output: str | Path) -> Iterator[str | Path]:
+    """Where a stage whose output holds more than committed Parquet folders (token files, models, round
+    folders) writes it: for a local output a fresh hidden sibling that replaces the output in one rename when
+    the block succeeds (the staging folders of killed runs are removed first), so a reader or a kill sees the
+    previous output or the new one, never a mix; an object store, where nothing renames, gets the output itself."""
+    if is_uri(output):
+        yield output
+        return
+    output = Path(output)
+    for leftover in output.parent.glob(f".{output.name}.tmp-*"):
+        shutil.rmtree(leftover, ignore_errors=True)
+    with atomic_dir(output) as staging:
+        yield staging
+
+
 def write_json(path: str | Path, obj: Any) -> None:
     """Write JSON atomically (a temporary file renamed over `path` on a local disk; one upload on an object store)."""
     data = (json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n").encode()

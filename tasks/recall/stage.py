@@ -36,8 +36,8 @@ import pyarrow.fs as pafs
 
 from tasks.common.progress import Progress
 from tasks.common.runner import commit_outputs, map_items, plan_slices, read_slice, write_empty_outputs, write_slice
-from tasks.common.shards import (DROPPED, absolute, commit_parts, filesystem, join, list_shards, open_parquet, prepare_output, upload_folder,
-                                 write_part)
+from tasks.common.shards import (DROPPED, absolute, commit_parts, filesystem, join, list_shards, open_parquet, prepare_output,
+                                 staged_output, upload_folder, write_part)
 from tasks.common.stage import DROP_REASON, add_counts, finish_counts, split_counts, split_kept_dropped
 from tasks.recall.classify import score_texts
 from tasks.recall.config import RecallConfig
@@ -246,7 +246,8 @@ def run(params, input: str | Path | None, output: str | Path, tracker) -> dict[s
     input_dir = input if input is not None else "data/ingest"
     list_shards(input_dir)
     if not cfg.enabled:
-        metrics = write_output(input_dir, output, pass_through, {}, None, compute)
+        with staged_output(output) as target:
+            metrics = write_output(input_dir, target, pass_through, {}, None, compute)
         return {**{k: v for k, v in metrics.items() if k not in ("flags", "num_web_kept", "web_bytes_kept")},
                 "num_web_pages": 0, "enabled": False}
 
@@ -266,9 +267,10 @@ def run(params, input: str | Path | None, output: str | Path, tracker) -> dict[s
     model = (str((final.folder / "model.bin").resolve()), str((final.folder / "tokenizer.json").resolve())) if final else (None, None)
     kwargs = {"model_path": model[0], "tok_path": model[1], "threshold": cfg.threshold, "max_chars": cfg.max_seed_chars}
     web_rows = web_decisions(web, pages, final, web_budget(repo_bytes, cfg.web_share), cfg)
-    metrics = write_output(input_dir, output, flag_text_files if cfg.score_repo_text else pass_through,
-                           kwargs if cfg.score_repo_text else {}, web_rows, compute)
-    copy_rounds(results, output)
+    with staged_output(output) as target:  # the rows and the rounds replace a previous output together
+        metrics = write_output(input_dir, target, flag_text_files if cfg.score_repo_text else pass_through,
+                               kwargs if cfg.score_repo_text else {}, web_rows, compute)
+        copy_rounds(results, target)
     return {**{k: v for k, v in metrics.items() if k not in ("flags", "num_web_kept", "web_bytes_kept")},
             **summary(results, web, repo_bytes, metrics)}
 

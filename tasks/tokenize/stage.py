@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
 import time
 from pathlib import Path
 
@@ -41,8 +40,8 @@ import pyarrow.compute as pc
 import pyarrow.fs as pafs
 
 from tasks.common.runner import map_batches, map_items, map_to_shards
-from tasks.common.shards import (MissingInputError, _put, absolute, atomic_dir, commit_parts, count_rows, filesystem, is_uri, join,
-                                 list_shards, prepare_output)
+from tasks.common.shards import (MissingInputError, _put, absolute, commit_parts, count_rows, filesystem, is_uri, join,
+                                 list_shards, prepare_output, staged_output)
 from tasks.tokenize.config import TokenizeConfig
 from tasks.tokenize.packing import (META_FILE, TOKENIZER_DIR, TOKENS_DIR, encode_slice, flat_ids, packed_counts, shard_summary,
                                     token_dtype)
@@ -139,20 +138,11 @@ def run(params, input: str | Path | None, output: str | Path, tracker) -> dict:
     so a reader (or a kill at any point) sees the previous output or the new one, never a mix of the two; on an
     object store, where nothing renames, each folder is rewritten in place and committed by its `meta.json`,
     removed first and written last."""
-    if is_uri(output):
-        metrics = tokenize_into(params, input, output)
-    else:
-        remove_staging_leftovers(Path(output))
-        with atomic_dir(output) as staging:
-            metrics = tokenize_into(params, input, staging)
+    with staged_output(output) as target:
+        metrics = tokenize_into(params, input, target)
+    if not is_uri(output):
         tracker.log_artifact(Path(output) / META_FILE)
     return metrics
-
-
-def remove_staging_leftovers(output: Path) -> None:
-    """The staging folders of killed runs (`.<name>.tmp-*` beside the output)."""
-    for leftover in output.parent.glob(f".{output.name}.tmp-*"):
-        shutil.rmtree(leftover, ignore_errors=True)
 
 
 def tokenize_into(params, input: str | Path | None, output: str | Path) -> dict:

@@ -39,7 +39,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from tasks.common.shards import commit_parts, join, prepare_output, write_part
+from tasks.common.shards import commit_parts, join, prepare_output, staged_output, write_part
 from tasks.common.stage import add_counts
 from tasks.curate.config import CurateConfig
 from tasks.curate.scan import (ALGORITHMIC_SCHEMA, DROPPED_SCHEMA, FOLDERS, PAIR_SCHEMA, SYNTHETIC_SCHEMA, pair, scan_corpus,
@@ -199,5 +199,8 @@ def candidate_counts(counts: dict, synthetic: dict, pool_rows: dict[str, int], r
     return {"rows_in": rows_in, "rows_kept": sum(pool_rows.values()) + len(synthetic["docs"]), "rows_dropped": rows_dropped}
 
 
-def run(params, input: Path | None, output: Path, tracker) -> dict:
-    return curate(params, input, output, tracker)
+def run(params, input: Path | None, output: str | Path, tracker) -> dict:
+    """The stage: its folders (instructions, SFT sets, synthetic, dropped) replace a previous local output
+    together (`shards.staged_output`)."""
+    with staged_output(output) as target:
+        return curate(params, input, target, tracker)

@@ -43,7 +43,8 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 
 from tasks.common.runner import map_to_shards
-from tasks.common.shards import DROPPED, MissingInputError, commit_parts, filesystem, join, list_shards, open_parquet, write_part
+from tasks.common.shards import (DROPPED, MissingInputError, commit_parts, filesystem, join, list_shards, open_parquet,
+                                 staged_output, write_part)
 from tasks.decontaminate.config import DecontaminateConfig
 from tasks.decontaminate.index import build_index, decontaminate_batch
 
@@ -107,13 +108,15 @@ def run(params, input: Path | None, output: Path, tracker) -> dict:
             "benchmark_entry_points": len(index["entry_points"]),
             "benchmark_solution_sequences": sum(len(v) for v in index["solutions"].values())}
     if input is not None:
-        return {**decontaminate_folder(params, index, input, output), **info}
+        with staged_output(output) as target:
+            return {**decontaminate_folder(params, index, input, target), **info}
     missing = [f"{part} ({path})" for part, path in cfg.parts.items() if not exists(path)]
     if missing:
         raise MissingInputError(f"decontaminate: missing input parts {', '.join(missing)}: run `cookbook sample` and "
                                 "`cookbook curate` first, or pass --input PATH")
-    remove_stale_parts(output, cfg.parts)
-    parts = {part: decontaminate_folder(params, index, path, join(output, part)) for part, path in cfg.parts.items()}
+    with staged_output(output) as target:  # the parts replace a previous local output together
+        remove_stale_parts(target, cfg.parts)
+        parts = {part: decontaminate_folder(params, index, path, join(target, part)) for part, path in cfg.parts.items()}
     return summarize_parts(parts, info)
 
 

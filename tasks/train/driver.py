@@ -15,8 +15,8 @@ long step) a line at least every 10 s saying what it waits for.
 from __future__ import annotations
 
 import json
-import os
 import logging
+import os
 import threading
 import time
 from pathlib import Path
@@ -95,8 +95,22 @@ def train(job_for_export, cfg: TrainCommon, params, output: Path, checkpoint_roo
             publish_curve(job, paths(job.stage, output)[1])
     except _Stopped:
         return read_summaries(job)
-    log_model(output, job.tracker_uri, job.tracker_run_id, name=job.stage)
+    log_model_tolerant(output, job.stage, job.tracker_uri, job.tracker_run_id)
     return summaries
+
+
+def log_model_tolerant(output: Path, stage: str, tracker_uri: str | None, run_id: str | None) -> None:
+    """Log the published model to the stage's MLflow run; a tracking server that went away is a warning (the
+    model is on disk), as it is for every other tracking call."""
+    from tasks.common.tracking import is_server_unreachable
+
+    try:
+        log_model(output, tracker_uri, run_id, name=stage)
+    except Exception as exc:
+        if not is_server_unreachable(exc):
+            raise
+        first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+        log.warning("MLflow tracking lost (%s: %s): the model in %s was not logged", tracker_uri, first_line, output)
 
 
 def read_summaries(job: TrainJob) -> list[dict]:

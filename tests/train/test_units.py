@@ -260,3 +260,23 @@ def test_a_training_job_that_no_cluster_node_can_hold_is_one_line_not_a_wait():
     gpu_nodes = [{"Alive": True, "Resources": {"CPU": 16.0, "GPU": 1.0}}]
     with pytest.raises(ConfigError, match="lower sft.cpus_per_worker or sft.num_workers"):
         check_cluster_holds("sft", 2, 4, 1, gpu_nodes)
+
+
+def test_a_tracking_server_gone_before_the_model_is_logged_is_a_warning(monkeypatch, caplog, tmp_path):
+    import requests
+
+    from tasks.train import driver
+
+    def unreachable(*args, **kwargs):
+        raise requests.exceptions.ConnectionError("Connection refused")
+
+    monkeypatch.setattr(driver, "log_model", unreachable)
+    driver.log_model_tolerant(tmp_path / "model", "pretrain", "http://127.0.0.1:9", "r")
+    assert "MLflow tracking lost" in caplog.text and "was not logged" in caplog.text
+
+    def broken(*args, **kwargs):
+        raise ValueError("a bug, not a lost server")
+
+    monkeypatch.setattr(driver, "log_model", broken)
+    with pytest.raises(ValueError):
+        driver.log_model_tolerant(tmp_path / "model", "pretrain", "http://127.0.0.1:9", "r")

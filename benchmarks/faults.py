@@ -110,10 +110,24 @@ class Tally:
 
     def check_views(self, kind: str, observations, allowed: list) -> int:
         """Every reader view must be no output or one of the `allowed` digests; returns the bad ones."""
-        bad = sum(1 for state, digest in observations
-                  if state == "unreadable" or (state == "read" and digest not in allowed))
+        bad = len(bad_views(observations, allowed))
         self.partial[kind] += bad
         return bad
+
+
+def bad_views(observations, allowed: list) -> list:
+    """The reader views that were neither no output nor one of the `allowed` digests ("unreadable" or a digest)."""
+    return [digest if state == "read" else state for state, digest in observations
+            if state == "unreadable" or (state == "read" and digest not in allowed)]
+
+
+def views_line(observations, allowed: list, baseline: dict) -> str:
+    """`, N bad views (first: what differs from the baseline)` for a run's reader views; empty when all were good."""
+    bad = bad_views(observations, allowed)
+    if not bad:
+        return ""
+    first = bad[0] if isinstance(bad[0], str) else ", ".join(differences(baseline, bad[0])[:6])
+    return f", {len(bad)} bad views during it (first: {first})"
 
 
 def last_error(text: str) -> str:
@@ -201,7 +215,8 @@ def inject_kills(stage: str, ctx: dict, tally: Tally, kills: int, rng: random.Ra
         tally.tracebacks += "Traceback" in final.output
     same = tally.settle("stage_kill", landed, baseline, digest)
     print(f"  {stage}: after {landed} kills the re-run ({final.seconds:.1f}s, rc {final.rc}) is "
-          f"{'identical' if same else 'DIFFERENT: ' + ', '.join(differences(baseline, digest))}", flush=True)
+          f"{'identical' if same else 'DIFFERENT: ' + ', '.join(differences(baseline, digest))}"
+          f"{views_line(final.observations, allowed, baseline)}", flush=True)
 
 
 def inject_worker_kill(stage: str, ctx: dict, tally: Tally) -> None:
@@ -237,7 +252,8 @@ def inject_worker_kill(stage: str, ctx: dict, tally: Tally) -> None:
         tally.tracebacks += "Traceback" in run.output
     same = tally.settle("worker_kill", 1, baseline, digest)
     print(f"  {stage} worker kill ({victims[0]}): rc {run.rc} in {run.seconds:.1f}s, "
-          f"{'identical' if same else 'DIFFERENT: ' + ', '.join(differences(baseline, digest))}", flush=True)
+          f"{'identical' if same else 'DIFFERENT: ' + ', '.join(differences(baseline, digest))}"
+          f"{views_line(run.observations, [previous, baseline], baseline)}", flush=True)
 
 
 def folder_bytes(path: Path) -> int:

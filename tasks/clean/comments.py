@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ast
 import io
+import re
 import tokenize
 from functools import lru_cache
 
@@ -156,10 +157,20 @@ def python_docstrings(tree: ast.AST | None) -> list[str]:
     return [d for node, _ in python_statements(tree) if isinstance(node, _DOC_NODES) for d in [ast.get_docstring(node)] if d]
 
 
-def python_comments(text: str) -> str:
-    """`get_comments(clean=True)`: every `#` comment token concatenated, `#` removed; "" if tokenize fails."""
+_PY_STRING_OR_COMMENT = re.compile(
+    r"""'''(?:[^'\\]|\\[\s\S]|'(?!''))*'''|\"\"\"(?:[^"\\]|\\[\s\S]|"(?!""))*\"\"\""""
+    r"""|'(?:[^'\\\n]|\\[\s\S])*'|"(?:[^"\\\n]|\\[\s\S])*"|(?P<comment>\#[^\r\n]*)""")
+"""A string literal (its prefix, if any, is a name before it; a backslash escapes the next character, a newline
+too) or a comment, as `tokenize` finds them in code that parses."""
+
+
+def python_comments(text: str, parses: bool = False) -> str:
+    """`get_comments(clean=True)`: every `#` comment token concatenated, `#` removed; "" if tokenize fails.
+    Where the text `parses` (`ast.parse` took it), one regex scan finds the same comment tokens, several times faster."""
     if "#" not in text:  # no comment token (and "" too where tokenize would fail)
         return ""
+    if parses:
+        return "".join(m.group("comment") for m in _PY_STRING_OR_COMMENT.finditer(text) if m.lastgroup).replace("#", "")
     try:
         parts = [tok.string for tok in tokenize.generate_tokens(io.StringIO(text).readline) if tok.type == tokenize.COMMENT]
     except Exception:
@@ -169,5 +180,5 @@ def python_comments(text: str) -> str:
 
 def python_comment_text(text: str, tree: ast.AST | None) -> str:
     """`get_text_python(source)`: docstrings joined by newlines, a newline, the comments; stripped."""
-    return ("\n".join(python_docstrings(tree)) + "\n" + python_comments(text)).strip()
+    return ("\n".join(python_docstrings(tree)) + "\n" + python_comments(text, parses=tree is not None)).strip()
 

@@ -3,9 +3,8 @@
 Stages write their logic as `fn(batch: pa.Table, **kwargs) -> pa.Table` and never import Ray.
 `map_batches` cuts the input shards into slices of consecutive rows (`plan_slices`: whole Parquet row
 groups, or row ranges inside a row group that is larger than a slice, so one shard of one row group
-still spreads over every worker), makes them a Ray Data dataset of slice descriptions and maps one task
-per slice on `num_workers` parallel tasks: the task reads its rows itself, applies `fn` to every
-`batch_size` rows and returns one table. Results stream back to the driver in input order, so stage outputs are deterministic.
+still spreads over every worker) and runs one Ray task per slice, at most `num_workers` at a time
+(`run_tasks`): the task reads its rows itself, applies `fn` to every `batch_size` rows and returns one table. Results stream back to the driver in input order, so stage outputs are deterministic.
 `map_to_shards` is the same map for filtering stages, with the writes on the workers: each task writes
 its kept part and `dropped/` part (content-addressed names) and returns only counts; the stage commits
 by the folder's manifest (`shards.commit_parts`), and input ids are checked unique first by a
@@ -36,7 +35,8 @@ import numpy as np
 import pyarrow as pa
 
 from tasks.common.progress import Progress
-from tasks.common.shards import DROPPED, absolute, commit_parts, join, list_shards, open_parquet, prepare_output, write_part
+from tasks.common.shards import (DROPPED, absolute, commit_parts, join, list_shards, open_parquet, prepare_output, uncommit,
+                                 write_part)
 from tasks.common.stage import DROP_REASON, add_counts, finish_counts, split_counts, split_kept_dropped
 
 log = logging.getLogger(__name__)
@@ -46,8 +46,9 @@ Slice = list[tuple[str, int, int, int]]
 """Row ranges of one or more shards, read and processed by one task: [(path, row group, start, stop), ...]
 (`start`/`stop`: rows within the row group, stop exclusive)."""
 
-TASKS_PER_WORKER = 4
-"""Slices per worker: enough for every worker to stay busy when slices take unequal time."""
+TASKS_PER_WORKER = 8
+"""Slices per worker: enough for every worker to stay busy when slices take unequal time (clean benchmark,
+2 workers on 2 cores: the last worker idled 9 s of 47 with 4 slices per worker, about 3 s with 8)."""
 MAX_SLICE_BYTES = 256 << 20
 """Uncompressed Parquet bytes of one slice at most (bounds a task's memory on large inputs)."""
 
@@ -94,6 +95,48 @@ def _apply(ds, fn: BatchFn, fn_kwargs: dict, num_workers: int, batch_size: int):
         compute=ray.data.TaskPoolStrategy(size=max(1, num_workers)),
         num_cpus=1,
     )
+
+
+def _call_in_batches(shared, items: pa.Table, batch_size: int) -> list[pa.Table]:
+    """Task body of `run_tasks`: `fn` of every `batch_size` rows of the task's items."""
+    fn, fn_kwargs = shared
+    return [fn(items.slice(start, batch_size), **fn_kwargs) for start in range(0, items.num_rows, batch_size)]
+
+
+def run_tasks(fn: BatchFn, tasks: Sequence[pa.Table], fn_kwargs: dict, num_workers: int,
+              batch_size: int | None = None, *, in_order: bool = True) -> Iterator[pa.Table]:
+    """`fn(batch, **fn_kwargs)` for every `batch_size` rows (default: all) of every task's table, one Ray task of
+    one CPU per table, at most `num_workers` running at once; yields the results in task order (or, with
+    `in_order=False`, as tasks finish: for results that say which task they are).
+
+    A task starts as soon as another ends, so one slow task never holds back the rest (a Ray Data map
+    operator held the last task of the clean benchmark until the one before it ended, with or without
+    `preserve_order`). At most `2 * num_workers` finished results wait for an earlier one,
+    so the driver's memory stays bounded. A task whose worker dies is retried by Ray (its writes are idempotent)."""
+    import ray
+
+    call = ray.remote(num_cpus=1)(_call_in_batches)
+    shared = ray.put((fn, fn_kwargs))
+    width = max(1, num_workers)
+    running: dict[Any, int] = {}
+    finished: dict[int, list[pa.Table]] = {}
+    launched = emitted = 0
+    waiting_room = 2 * width if in_order else len(tasks)
+    while emitted < len(tasks):
+        while launched < len(tasks) and len(running) < width and len(running) + len(finished) < waiting_room:
+            running[call.remote(shared, tasks[launched], batch_size or max(1, tasks[launched].num_rows))] = launched
+            launched += 1
+        ready, _ = ray.wait(list(running), num_returns=1)
+        for ref in ready:
+            finished[running.pop(ref)] = ray.get(ref)
+        while finished and (not in_order or emitted in finished):
+            yield from finished.pop(emitted if in_order else min(finished))
+            emitted += 1
+
+
+def _slice_tasks(specs: Sequence[dict]) -> list[pa.Table]:
+    """One single-row task table per slice description."""
+    return [pa.Table.from_pylist([spec]) for spec in specs]
 
 
 def _row_group_pieces(shards: Sequence[Path]) -> list[tuple[str, int, int, int]]:
@@ -179,15 +222,12 @@ def map_batches(
 ) -> Iterator[pa.Table]:
     """Yield `fn(batch)` for every batch of the shard folder, computed on Ray, in input order (one table per
     slice of row groups)."""
-    import ray
-
     slices = plan_slices(list_shards(input_dir), num_workers)
     if not slices:
         return iter(())
     ensure_ray(ray_address)
-    ds = ray.data.from_items([{"slice": json.dumps(s)} for s in slices], override_num_blocks=len(slices))
     kwargs = {"fn": fn, "fn_kwargs": fn_kwargs or {}, "columns": columns, "batch_size": batch_size}
-    return _iter(_apply(ds, apply_to_slice, kwargs, num_workers, 1))
+    return run_tasks(apply_to_slice, _slice_tasks([{"slice": json.dumps(s)} for s in slices]), kwargs, num_workers)
 
 
 DUPLICATE_ID = "duplicate_id"
@@ -287,12 +327,26 @@ def write_slice(items: pa.Table, fn: BatchFn, fn_kwargs: dict, columns: list[str
 
 def commit_outputs(output: str | Path, results: list[dict]) -> None:
     """Commit the parts the workers wrote, in slice order: `dropped/` first, then the kept rows, whose
-    manifest, written last, makes the stage visible. A folder that got no rows lists one empty part, so
+    manifest, written last, makes the stage visible. A previous output's kept manifest is removed first, so
+    from then until the new one is written (or after a kill in between) a reader finds no output, never the
+    new `dropped/` beside the previous kept rows. A folder that got no rows lists one empty part, so
     the next stage can read the schema."""
     results = sorted(results, key=lambda r: r["index"])
+    uncommit(output)
     for folder, key, rows_key in ((join(output, DROPPED), "dropped_part", "rows_dropped"), (str(output), "kept_part", "rows_kept")):
         parts = [r[key] for r in results if json.loads(r["counts"])[rows_key]] or [results[0][key]]
         commit_parts(folder, parts, sum(json.loads(r["counts"])[rows_key] for r in results))
+
+
+def fold_results(results: list[dict], with_summary: bool) -> dict[str, Any]:
+    """The stage counts (and `summary`) of the tasks' result rows, summed in slice order: the same numbers and
+    key order whatever order the tasks finished in."""
+    counts: dict[str, Any] = {}
+    summary: dict[str, Any] = {}
+    for row in sorted(results, key=lambda r: r["index"]):
+        counts = add_counts(counts, json.loads(row["counts"]))
+        summary = add_counts(summary, json.loads(row["summary"]))
+    return {**finish_counts(counts), **({"summary": summary} if with_summary else {})}
 
 
 def write_empty_outputs(output: str | Path) -> None:
@@ -330,8 +384,6 @@ def map_to_shards(
 
     `slice_kwargs(i)`, where given, adds JSON-able keyword arguments of `fn` for slice `i` only (for example
     the path of what a previous pass computed for that slice; the slices are `plan_slices(shards, num_workers)`)."""
-    import ray
-
     shards = list_shards(input_dir)
     prepare_output(output_dir)
     slices = plan_slices(shards, num_workers)
@@ -345,24 +397,21 @@ def map_to_shards(
         log.warning("%s: %d ids occur more than once; every row after the first is dropped as %s", input_dir, len(first_of), DUPLICATE_ID)
     items = [{"index": i, "slice": json.dumps(s), **({"kwargs": json.dumps(slice_kwargs(i))} if slice_kwargs else {})}
              for i, s in enumerate(slices)]
-    ds = ray.data.from_items(items, override_num_blocks=len(slices))
     kwargs = {"fn": fn, "fn_kwargs": fn_kwargs or {}, "columns": columns, "batch_size": batch_size,
               "output": absolute(output_dir), "summarize": summarize, "key": key, "first_of": first_of,
               "shard_index": {str(path): i for i, path in enumerate(shards)}}
     results: list[dict] = []
-    counts: dict[str, Any] = {}
-    summary: dict[str, Any] = {}
+    kept = 0
     progress = Progress(Path(str(output_dir)).name, total=sum(stop - start for s in slices for _, _, start, stop in s))
-    for batch in _iter(_apply(ds, write_slice, kwargs, num_workers, 1)):
+    for batch in run_tasks(write_slice, _slice_tasks(items), kwargs, num_workers, in_order=False):
         for row in batch.to_pylist():
-            results.append({k: row[k] for k in ("index", "kept_part", "dropped_part", "counts")})
+            results.append(row)
             slice_counts = json.loads(row["counts"])
-            counts = add_counts(counts, slice_counts)
-            summary = add_counts(summary, json.loads(row["summary"]))
-            progress.advance(slice_counts.get("rows_in", 0), kept=counts.get("rows_kept", 0))
-    progress.finish(kept=counts.get("rows_kept", 0))
+            kept += slice_counts.get("rows_kept", 0)
+            progress.advance(slice_counts.get("rows_in", 0), kept=kept)
+    progress.finish(kept=kept)
     commit_outputs(output_dir, results)
-    return {**finish_counts(counts), **({"summary": summary} if summarize else {})}
+    return fold_results(results, with_summary=summarize is not None)
 
 
 def map_items(
@@ -375,18 +424,12 @@ def map_items(
     ray_address: str | None = None,
 ) -> Iterator[pa.Table]:
     """Like `map_batches`, over in-memory rows (for example a list of file paths to read)."""
-    import ray
-
     if not items:
         return iter(())
     ensure_ray(ray_address)
-    ds = ray.data.from_items(list(items), override_num_blocks=max(1, min(len(items), num_workers * 8)))
-    return _iter(_apply(ds, fn, fn_kwargs or {}, num_workers, batch_size))
-
-
-def _iter(ds) -> Iterator[pa.Table]:
-    for batch in ds.iter_batches(batch_format="pyarrow", batch_size=None):
-        yield batch
+    bounds = split_rows(len(items), num_workers * TASKS_PER_WORKER * 2)
+    tasks = [pa.Table.from_pylist(list(items[start:stop])) for start, stop in bounds]
+    return run_tasks(fn, tasks, fn_kwargs or {}, num_workers, batch_size)
 
 
 def write_items(tasks: pa.Table, fn: BatchFn, fn_kwargs: dict, batch_size: int, output: str,
@@ -425,8 +468,6 @@ def map_items_to_shards(
     `batch_size` items at a time (`fn` returns document rows with a `drop_reason` column) and writing its own
     kept and `dropped/` parts; the folder is committed by its manifest, in item order. Returns the counts
     (and `summary`, the sum of `summarize(batch)`, where given)."""
-    import ray
-
     prepare_output(output_dir)
     if not items:
         write_empty_outputs(output_dir)
@@ -434,19 +475,16 @@ def map_items_to_shards(
     ensure_ray(ray_address)
     bounds = split_rows(len(items), num_workers * TASKS_PER_WORKER * 2)
     tasks = [{"index": i, "items": json.dumps(list(items[start:stop]))} for i, (start, stop) in enumerate(bounds)]
-    ds = ray.data.from_items(tasks, override_num_blocks=len(tasks))
     kwargs = {"fn": fn, "fn_kwargs": fn_kwargs or {}, "batch_size": batch_size, "output": absolute(output_dir),
               "summarize": summarize}
     results: list[dict] = []
-    counts: dict[str, Any] = {}
-    summary: dict[str, Any] = {}
+    kept = 0
     progress = Progress(Path(str(output_dir)).name, total=len(items), unit="items")
-    for batch in _iter(_apply(ds, write_items, kwargs, num_workers, 1)):
+    for batch in run_tasks(write_items, _slice_tasks(tasks), kwargs, num_workers, in_order=False):
         for row in batch.to_pylist():
-            results.append({k: row[k] for k in ("index", "kept_part", "dropped_part", "counts")})
-            counts = add_counts(counts, json.loads(row["counts"]))
-            summary = add_counts(summary, json.loads(row["summary"]))
-            progress.advance(bounds[row["index"]][1] - bounds[row["index"]][0], kept=counts.get("rows_kept", 0))
-    progress.finish(kept=counts.get("rows_kept", 0))
+            results.append(row)
+            kept += json.loads(row["counts"]).get("rows_kept", 0)
+            progress.advance(bounds[row["index"]][1] - bounds[row["index"]][0], kept=kept)
+    progress.finish(kept=kept)
     commit_outputs(output_dir, results)
-    return {**finish_counts(counts), **({"summary": summary} if summarize else {})}
+    return fold_results(results, with_summary=summarize is not None)

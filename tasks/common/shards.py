@@ -25,7 +25,7 @@ import os
 import re
 import shutil
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -189,8 +189,10 @@ def iter_batches(folder: str | Path, batch_size: int = 1024, columns: list[str] 
 
 
 @contextlib.contextmanager
-def atomic_dir(target: str | Path) -> Iterator[Path]:
-    """Yield a fresh temporary folder that replaces `target` only if the block succeeds."""
+def atomic_dir(target: str | Path, *, while_absent: Callable[[], None] | None = None) -> Iterator[Path]:
+    """Yield a fresh temporary folder that replaces `target` only if the block succeeds. `while_absent`, where
+    given, runs after the previous `target` is moved away and before the new one is moved in (a companion file
+    that must change with it: a reader or a kill in between finds no output)."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.parent / f".{target.name}.tmp-{uuid.uuid4().hex[:8]}"
@@ -203,6 +205,8 @@ def atomic_dir(target: str | Path) -> Iterator[Path]:
     old = target.parent / f".{target.name}.old-{uuid.uuid4().hex[:8]}"
     if target.exists():
         target.rename(old)
+    if while_absent:
+        while_absent()
     tmp.rename(target)
     shutil.rmtree(old, ignore_errors=True)
 
@@ -340,6 +344,13 @@ def commit_parts(folder: str | Path, parts: list[str], num_rows: int) -> None:
         stale = entry.base_name.endswith(".parquet") and entry.base_name not in listed
         if entry.type == pafs.FileType.File and (stale or ".tmp-" in entry.base_name):
             fs.delete_file(entry.path)
+
+
+def uncommit(folder: str | Path) -> None:
+    """Remove a folder's manifest (if any): its parts are no output to a reader until the next `commit_parts`."""
+    fs, path = filesystem(folder)
+    with contextlib.suppress(FileNotFoundError):
+        fs.delete_file(f"{path}/{MANIFEST}")
 
 
 def upload_folder(local: str | Path, target: str | Path) -> None:

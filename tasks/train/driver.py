@@ -82,7 +82,9 @@ def train(job_for_export, cfg: TrainCommon, params, output: Path, checkpoint_roo
     from tasks.train.launcher import launch
 
     try:
-        with atomic_dir(output) as tmp:
+        # the curve is published while neither model is in place: a reader or a kill finds no output then,
+        # never the new curve beside the previous model (a re-run after a kill resumes every phase)
+        with atomic_dir(output, while_absent=lambda: publish_curve(job, paths(job.stage, output)[1])) as tmp:
             job = job_for_export(tmp.resolve())
             with LossLines(job):
                 launch(job, num_workers=cfg.num_workers, use_gpu=cfg.use_gpu, cpus_per_worker=cfg.cpus_per_worker,
@@ -91,8 +93,6 @@ def train(job_for_export, cfg: TrainCommon, params, output: Path, checkpoint_roo
             summaries = read_summaries(job)
             if any(s["stopped"] for s in summaries) or len(summaries) < len(job.phases):
                 raise _Stopped
-            # the curve just before the model; a kill in between is mended by the re-run, which resumes every phase
-            publish_curve(job, paths(job.stage, output)[1])
     except _Stopped:
         return read_summaries(job)
     log_model_tolerant(output, job.stage, job.tracker_uri, job.tracker_run_id)

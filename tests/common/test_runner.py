@@ -3,7 +3,7 @@
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from tasks.common.runner import map_batches, map_items, map_to_shards, plan_slices, read_slice, split_rows
+from tasks.common.runner import TASKS_PER_WORKER, map_batches, map_items, map_to_shards, plan_slices, read_slice, split_rows
 from tasks.common.shards import count_rows, list_shards, read_table
 
 
@@ -26,13 +26,14 @@ def test_map_items_runs_every_item():
 
 
 def test_slices_are_whole_row_groups_in_order_and_split_one_big_shard(tmp_path):
-    pq.write_table(pa.table({"x": list(range(1000))}), tmp_path / "part-0.parquet", row_group_size=100)
+    pq.write_table(pa.table({"x": list(range(1000))}), tmp_path / "part-0.parquet", row_group_size=20)
     pq.write_table(pa.table({"x": list(range(1000, 1050))}), tmp_path / "part-1.parquet", row_group_size=100)
     pq.write_table(pa.table({"x": pa.array([], pa.int64())}), tmp_path / "part-2.parquet")
     slices = plan_slices(list_shards(tmp_path), num_workers=2)
-    assert len(slices) >= 8, "one shard of 10 row groups feeds 2 workers x 4 tasks"
+    assert len(slices) >= 2 * TASKS_PER_WORKER, "one shard of 50 small row groups feeds 2 workers x TASKS_PER_WORKER tasks"
+    assert any(len(s) > 1 for s in slices), "row groups smaller than a slice are packed whole"
     flat = [(path.rsplit("/", 1)[1], g, start, stop) for s in slices for path, g, start, stop in s]
-    assert flat == [("part-0.parquet", g, 0, 100) for g in range(10)] + [("part-1.parquet", 0, 0, 50)]
+    assert flat == [("part-0.parquet", g, 0, 20) for g in range(50)] + [("part-1.parquet", 0, 0, 50)]
     out = pa.concat_tables(list(map_batches(square, tmp_path, fn_kwargs={"offset": 0}, num_workers=2, batch_size=30)))
     assert out.column("x").to_pylist() == list(range(1050))
     assert plan_slices(list_shards(tmp_path), num_workers=1) and len(plan_slices(list_shards(tmp_path), 1)) < len(slices)
@@ -42,7 +43,7 @@ def test_one_row_group_is_split_by_row_ranges_over_every_worker(tmp_path):
     pq.write_table(pa.table({"x": list(range(1001))}), tmp_path / "part-0.parquet")  # one row group
     slices = plan_slices(list_shards(tmp_path), num_workers=2)
     ranges = [(g, start, stop) for s in slices for _, g, start, stop in s]
-    assert len(slices) == 8 and len(ranges) == 8, "2 workers x 4 tasks, one row range each"
+    assert len(slices) == len(ranges) == 2 * TASKS_PER_WORKER, "2 workers x TASKS_PER_WORKER tasks, one row range each"
     assert ranges[0][1] == 0 and ranges[-1][2] == 1001 and all(a[2] == b[1] for a, b in zip(ranges, ranges[1:]))
     assert max(stop - start for _, start, stop in ranges) - min(stop - start for _, start, stop in ranges) <= 1
     assert [piece for piece in read_slice(slices[3], None)["x"].to_pylist()] == list(range(ranges[3][1], ranges[3][2]))
@@ -81,7 +82,7 @@ def test_map_to_shards_workers_write_parts_and_a_rerun_commits_the_same_files(tm
     assert metrics["summary"] == {"x_sum": sum(range(1000)), "rows": {"seen": 1000}}
     assert read_table(out).column("x").to_pylist() == list(range(0, 1000, 2))
     assert read_table(out / "dropped").column("x").to_pylist() == list(range(1, 1000, 2))
-    assert len(list_shards(out)) == 8 and not (out / "part-00000.parquet").exists(), "one part per slice; stale shard gone"
+    assert len(list_shards(out)) == 2 * TASKS_PER_WORKER and not (out / "part-00000.parquet").exists(), "one part per slice; stale shard gone"
     files = sorted(p.name for p in out.rglob("*"))
     # a killed run's part (written, never committed) is invisible to readers and gone after the next commit
     pq.write_table(pa.table({"x": [9]}), out / "part-00003-0123456789abcdef.parquet")

@@ -192,19 +192,39 @@ def differences(a: dict | None, b: dict | None, limit: int = 3) -> list[str]:
     return [k for k in keys if a.get(k) != b.get(k)][:limit]
 
 
-def read_view(project: Path, stage: str, tries: int = 3) -> tuple[str, dict | None]:
-    """('absent'|'read'|'unreadable', digest) as a reader polling the output gets it. A folder replaced while it
-    is read is read again; parts without a manifest (a first run killed before its commit) are no output."""
+def output_version(project: Path, stage: str) -> tuple | None:
+    """What changes whenever a stage replaces its output: the folder's inode (a staged output is renamed in
+    whole) and its root manifest's bytes (a Parquet stage uncommits it first and commits it last)."""
+    root = project / stage_paths(stage)[1]
+    try:
+        manifest = root / "_manifest.json"
+        return root.stat().st_ino, manifest.read_bytes() if manifest.exists() else None
+    except OSError:
+        return None
+
+
+def read_view(project: Path, stage: str, tries: int = 5) -> tuple[str, dict | None]:
+    """('absent'|'read'|'unreadable', digest) as a careful reader of a multi-folder output gets it: it notes the
+    output's version (`output_version`), reads everything, and reads again if the version changed meanwhile (a
+    read that spans a replacement would take folders of two runs; one folder alone is always consistent through
+    its manifest). Files replaced mid-read are read again; parts without a manifest (a first run killed before
+    its commit, or a re-run between its uncommit and commit) are no output."""
     from tasks.common.shards import MissingInputError
 
     for _ in range(tries):
+        before = output_version(project, stage)
         try:
             digest = stage_digest(project, stage)
-            return ("absent" if digest is None else "read"), digest
         except MissingInputError:  # parts without a manifest: `list_shards` refuses them, the reader has no output
             return "absent", None
         except Exception:  # files replaced mid-read: a reader retries
             time.sleep(0.05)
+            continue
+        if digest is None:
+            return "absent", None
+        if before is not None and output_version(project, stage) == before:
+            return "read", digest
+        time.sleep(0.05)
     return "unreadable", None
 
 

@@ -112,7 +112,8 @@ def run_tasks(fn: BatchFn, tasks: Sequence[pa.Table], fn_kwargs: dict, num_worke
     A task starts as soon as another ends, so one slow task never holds back the rest (a Ray Data map
     operator held the last task of the clean benchmark until the one before it ended, with or without
     `preserve_order`). At most `2 * num_workers` finished results wait for an earlier one,
-    so the driver's memory stays bounded. A task whose worker dies is retried by Ray (its writes are idempotent)."""
+    so the driver's memory stays bounded. A task whose worker dies is retried by Ray (its writes are idempotent);
+    when a task fails, the running ones are stopped (`stop_tasks`) before the error reaches the stage."""
     import ray
 
     call = ray.remote(num_cpus=1)(_call_in_batches)
@@ -122,16 +123,30 @@ def run_tasks(fn: BatchFn, tasks: Sequence[pa.Table], fn_kwargs: dict, num_worke
     finished: dict[int, list[pa.Table]] = {}
     launched = emitted = 0
     waiting_room = 2 * width if in_order else len(tasks)
-    while emitted < len(tasks):
-        while launched < len(tasks) and len(running) < width and len(running) + len(finished) < waiting_room:
-            running[call.remote(shared, tasks[launched], batch_size or max(1, tasks[launched].num_rows))] = launched
-            launched += 1
-        ready, _ = ray.wait(list(running), num_returns=1)
-        for ref in ready:
-            finished[running.pop(ref)] = ray.get(ref)
-        while finished and (not in_order or emitted in finished):
-            yield from finished.pop(emitted if in_order else min(finished))
-            emitted += 1
+    try:
+        while emitted < len(tasks):
+            while launched < len(tasks) and len(running) < width and len(running) + len(finished) < waiting_room:
+                running[call.remote(shared, tasks[launched], batch_size or max(1, tasks[launched].num_rows))] = launched
+                launched += 1
+            ready, _ = ray.wait(list(running), num_returns=1)
+            for ref in ready:
+                finished[running.pop(ref)] = ray.get(ref)
+            while finished and (not in_order or emitted in finished):
+                yield from finished.pop(emitted if in_order else min(finished))
+                emitted += 1
+    finally:  # a task failed (or the caller stopped): the others are stopped before the stage cleans up after itself
+        stop_tasks(list(running))
+
+
+def stop_tasks(refs: list) -> None:
+    """Cancel running tasks and wait until they are gone, so none writes a part after the caller has removed
+    what the failed map wrote."""
+    import ray
+
+    for ref in refs:
+        ray.cancel(ref, force=True)
+    if refs:
+        ray.wait(refs, num_returns=len(refs), timeout=60)
 
 
 def _slice_tasks(specs: Sequence[dict]) -> list[pa.Table]:

@@ -208,7 +208,8 @@ def atomic_dir(target: str | Path, *, while_absent: Callable[[], None] | None = 
     if while_absent:
         while_absent()
     tmp.rename(target)
-    shutil.rmtree(old, ignore_errors=True)
+    for previous in target.parent.glob(f".{target.name}.old-*"):  # this one, and any a killed run left
+        shutil.rmtree(previous, ignore_errors=True)
 
 
 @contextlib.contextmanager

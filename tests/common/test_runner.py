@@ -122,3 +122,30 @@ def test_rows_of_a_repeated_id_after_the_first_are_dropped_as_duplicate_id(tmp_p
         dropped = read_table(out / "dropped").select(["id", "x", "duplicate_of"]).to_pylist()
         assert dropped == [{"id": "d3", "x": 20, "duplicate_of": "d3"}, {"id": "d5", "x": 21, "duplicate_of": "d5"},
                            {"id": "d5", "x": 22, "duplicate_of": "d5"}, {"id": "d3", "x": 43, "duplicate_of": "d3"}]
+
+
+def fail_first_or_write_late(batch: pa.Table, folder: str) -> pa.Table:
+    """Item 0 fails at once; every other item writes a file after a second (a part written too late)."""
+    import time
+    from pathlib import Path
+
+    (x,) = batch.column("x").to_pylist()
+    if x == 0:
+        raise OSError(28, "No space left on device")
+    time.sleep(1.0)
+    Path(folder, f"late-{x}").write_text("written after the map failed")
+    return batch
+
+
+def test_a_failed_task_stops_the_running_ones_before_the_error_reaches_the_stage(tmp_path):
+    """A stage removes what a failed map wrote; no task of that map may write after that (first run on a full
+    disk: a part written by a slower task after the clean-up left a folder of parts without a manifest)."""
+    import time
+
+    import pytest
+
+    with pytest.raises(OSError, match="No space left"):
+        list(map_items(fail_first_or_write_late, [{"x": i} for i in range(4)], fn_kwargs={"folder": str(tmp_path)},
+                       num_workers=2, batch_size=1))
+    time.sleep(2.0)
+    assert not list(tmp_path.glob("late-*")), "a task went on writing after the map had failed"

@@ -4,7 +4,8 @@ Stages write their logic as `fn(batch: pa.Table, **kwargs) -> pa.Table` and neve
 `map_batches` cuts the input shards into slices of consecutive rows (`plan_slices`: whole Parquet row
 groups, or row ranges inside a row group that is larger than a slice, so one shard of one row group
 still spreads over every worker) and runs one Ray task per slice, at most `num_workers` at a time
-(`run_tasks`): the task reads its rows itself, applies `fn` to every `batch_size` rows and returns one table. Results stream back to the driver in input order, so stage outputs are deterministic.
+(`run_tasks`): the task reads its rows itself, applies `fn` to every `batch_size` rows and returns one table.
+Results stream back to the driver in input order, so stage outputs are deterministic.
 `map_to_shards` is the same map for filtering stages, with the writes on the workers: each task writes
 its kept part and `dropped/` part (content-addressed names) and returns only counts; the stage commits
 by the folder's manifest (`shards.commit_parts`), and input ids are checked unique first by a

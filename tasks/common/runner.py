@@ -145,7 +145,7 @@ def stop_tasks(refs: list) -> None:
     import ray
 
     for ref in refs:
-        ray.cancel(ref, force=True)
+        ray.cancel(ref)  # force=True (killing the worker) crashes the driver in Ray 2.60 (task_manager.cc:1329)
     if refs:
         ray.wait(refs, num_returns=len(refs), timeout=60)
 

@@ -17,6 +17,9 @@ QUIET_LOGGERS = ("httpx", "httpcore", "urllib3", "filelock", "alembic", "ray", "
                  "mlflow", "DeepSpeed", "deepspeed", "numba", "matplotlib", "PIL", "fsspec", "asyncio", "git",
                  "huggingface_hub", "transformers", "torch.distributed", "prefect.server")
 """Loggers kept at WARNING in normal runs."""
+NOTICES_DROPPED = {"DeepSpeed": ("Setting accelerator to CPU.",)}
+"""Library warnings that only restate how the machine is set up (DeepSpeed warns on every import on a machine
+without a GPU), by logger: the start of the message. Shown with `--verbose`."""
 TIMESTAMPS_ENV = "COOKBOOK_LOG_TIMESTAMPS"
 
 
@@ -49,6 +52,17 @@ class StderrHandler(logging.StreamHandler):
         pass
 
 
+class DropNotices(logging.Filter):
+    """Drops the records whose message starts with one of `starts`."""
+
+    def __init__(self, starts: tuple[str, ...]):
+        super().__init__()
+        self.starts = starts
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith(self.starts)
+
+
 def configure_logging(verbose: bool = False, env: dict[str, str] | None = None) -> None:
     """Root logger at INFO (DEBUG with `verbose`), one format, library loggers at WARNING (all at DEBUG with
     `verbose`); Prefect's server telemetry off (offline it logs an error at every start)."""
@@ -59,6 +73,11 @@ def configure_logging(verbose: bool = False, env: dict[str, str] | None = None) 
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, handlers=[handler], force=True)
     for name in QUIET_LOGGERS:
         logging.getLogger(name).setLevel(logging.DEBUG if verbose else logging.WARNING)
+    for name, starts in NOTICES_DROPPED.items():
+        library = logging.getLogger(name)
+        library.filters = [f for f in library.filters if not isinstance(f, DropNotices)]
+        if not verbose:
+            library.addFilter(DropNotices(starts))
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     if not verbose:  # MLflow and Ray Data configure their own loggers when imported, from these variables
         os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")

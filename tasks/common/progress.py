@@ -16,13 +16,27 @@ stage has been running and what it said last.
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Callable
+from pathlib import PurePosixPath
 
 PROGRESS_INTERVAL_S = 10.0
 """At most this long between two progress lines of a long stage (the issue's bound)."""
 
 log = logging.getLogger("cookbook.progress")
+
+
+_TEMPORARY_SIBLING = re.compile(r"^\.(?P<name>.+)\.tmp-[0-9a-f]+$")
+
+
+def output_label(output: object) -> str:
+    """What a progress line calls the output folder `output` (a path or URI): its name, or the name of the
+    folder it will replace when it is the temporary sibling a stage writes into (`.recall.tmp-95b09e76` ->
+    `recall`)."""
+    name = PurePosixPath(str(output).rstrip("/")).name
+    match = _TEMPORARY_SIBLING.match(name)
+    return match.group("name") if match else name
 
 
 def format_duration(seconds: float) -> str:

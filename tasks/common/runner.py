@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from tasks.common.progress import Progress
+from tasks.common.progress import Progress, output_label
 from tasks.common.shards import (DROPPED, absolute, commit_parts, join, list_shards, open_parquet, prepare_output, uncommit,
                                  write_part)
 from tasks.common.stage import DROP_REASON, add_counts, finish_counts, split_counts, split_kept_dropped
@@ -418,7 +418,7 @@ def map_to_shards(
               "shard_index": {str(path): i for i, path in enumerate(shards)}}
     results: list[dict] = []
     kept = 0
-    progress = Progress(Path(str(output_dir)).name, total=sum(stop - start for s in slices for _, _, start, stop in s))
+    progress = Progress(output_label(output_dir), total=sum(stop - start for s in slices for _, _, start, stop in s))
     for batch in run_tasks(write_slice, _slice_tasks(items), kwargs, num_workers, in_order=False):
         for row in batch.to_pylist():
             results.append(row)
@@ -495,7 +495,7 @@ def map_items_to_shards(
               "summarize": summarize}
     results: list[dict] = []
     kept = 0
-    progress = Progress(Path(str(output_dir)).name, total=len(items), unit="items")
+    progress = Progress(output_label(output_dir), total=len(items), unit="items")
     for batch in run_tasks(write_items, _slice_tasks(tasks), kwargs, num_workers, in_order=False):
         for row in batch.to_pylist():
             results.append(row)

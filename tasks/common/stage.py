@@ -25,7 +25,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from tasks.common.config import flatten
-from tasks.common.progress import Progress
+from tasks.common.progress import Progress, output_label
 from tasks.common.shards import ShardWriter, atomic_dir, discard_unfinished, is_uri, output_exists, write_json
 from tasks.common.tracking import Tracker, log_stage_outputs, stage_run
 
@@ -94,7 +94,7 @@ def split_and_write(
     counts. Data stages that map a function over shards use `runner.map_to_shards` instead, where the
     workers write."""
     counts: dict[str, Any] = {}
-    progress = Progress(Path(output_dir).name)
+    progress = Progress(output_label(output_dir))
     with atomic_dir(output_dir) as tmp:
         writer = ShardWriter(tmp)
         for batch in batches:

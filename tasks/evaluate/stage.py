@@ -192,5 +192,17 @@ def run(params, input: Path | None, output: Path, tracker) -> dict:
                            for key, value in data_fields(selected[name][0]).items()}})
     for name in results:
         tracker.log_artifact(Path(output) / f"{name}.jsonl", "evaluate")
-    log.info("evaluate: %s", {k: v for k, v in metrics.items() if isinstance(v, dict)})
+    log.info("evaluate: %s", score_line(metrics))
     return metrics
+
+
+def score_line(metrics: dict[str, Any]) -> str:
+    """`humaneval pass@1 12.2% (20/164 solved), mbpp pass@1 30.1% (120/399 solved)`: every benchmark's pass@k
+    figures and its problems solved by at least one sample."""
+    parts = []
+    for name, figures in metrics.items():
+        if not isinstance(figures, dict) or "total" not in figures:
+            continue
+        rates = " ".join(f"{key} {100 * value:.1f}%" for key, value in figures.items() if key.startswith("pass@"))
+        parts.append(f"{name} {rates} ({figures['passed']}/{figures['total']} solved)")
+    return ", ".join(parts) or "no benchmark scored"

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +35,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.fs as pafs
 
-from tasks.common.progress import Progress
+from tasks.common.progress import Progress, output_label
 from tasks.common.runner import commit_outputs, map_items, plan_slices, read_slice, write_empty_outputs, write_slice
 from tasks.common.shards import (DROPPED, absolute, commit_parts, filesystem, join, list_shards, open_parquet, prepare_output,
                                  staged_output, upload_folder, write_part)
@@ -44,6 +45,8 @@ from tasks.recall.config import RecallConfig
 from tasks.recall.loop import SEED_SCHEMA, Pages, RoundResult, heuristic_seeds, ray_scorer, run_rounds, work_key
 from tasks.recall.text import code_related_filename, is_text_file
 from tasks.recall.web import read_web
+
+log = logging.getLogger(__name__)
 
 DATA = Path(__file__).parent / "data"
 DEFAULT_WEB = DATA / "web_pages.jsonl.gz"
@@ -212,7 +215,7 @@ def write_output(input_dir: str | Path, output: str | Path, fn, fn_kwargs: dict,
     kwargs = {"fn": fn, "fn_kwargs": fn_kwargs, "columns": None, "batch_size": compute.batch_size, "output": absolute(output),
               "summarize": flag_counts, "key": None, "first_of": {}, "shard_index": {str(p): i for i, p in enumerate(shards)}}
     results, counts, flags = [], {}, {"flagged": 0, "not_code_related": 0}
-    progress = Progress(Path(str(output)).name, total=sum(stop - start for sl in slices for _, _, start, stop in sl))
+    progress = Progress(output_label(output), total=sum(stop - start for sl in slices for _, _, start, stop in sl))
     for table in map_items(write_slice, items, fn_kwargs=kwargs, num_workers=compute.num_workers, batch_size=1,
                            ray_address=compute.ray_address):
         for row in table.to_pylist():
@@ -256,6 +259,8 @@ def run(params, input: str | Path | None, output: str | Path, tracker) -> dict[s
     repo_seeds, repo_bytes = repo_text_rows(input_dir, compute, cfg.max_repo_seeds)
     if not cfg.repo_text_seeds:
         repo_seeds = []
+    log.info("recall: %d web pages (%d usable), %d repository text seeds, %s bytes of repository text",
+             web.num_rows, len(pages.ids), len(repo_seeds), f"{repo_bytes:,}")
     heldout, seeds_extra = heldout_table(cfg, compute), extra_seeds(cfg, compute)
     work = Path(cfg.checkpoint_dir) / work_key(pages, repo_seeds, seeds_extra, heldout, cfg)
     write_pages(pages, work / "web")

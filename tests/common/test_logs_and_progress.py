@@ -8,7 +8,7 @@ import logging
 import pytest
 
 from tasks.common.logs import QUIET_LOGGERS, RunFormatter, configure_logging, log_format
-from tasks.common.progress import Progress, SilenceWatch, format_duration, progress_line
+from tasks.common.progress import Progress, SilenceWatch, format_duration, output_label, progress_line
 
 
 @pytest.fixture
@@ -35,6 +35,25 @@ def test_library_loggers_are_quiet_and_ours_speak(restore_logging):
     assert os.environ["MLFLOW_LOGGING_LEVEL"] == "WARNING" and os.environ["RAY_DATA_LOG_LEVEL"] == "WARNING"
     configure_logging(verbose=True)
     assert logging.getLogger("httpx").getEffectiveLevel() == logging.DEBUG
+
+
+def test_deepspeed_saying_the_machine_has_no_gpu_is_dropped_unless_verbose(restore_logging):
+    library, seen = logging.getLogger("DeepSpeed"), []
+    handler = logging.Handler()
+    handler.emit = lambda record: seen.append(record.getMessage())
+    library.addHandler(handler)
+    notice = "Setting accelerator to CPU. If you have GPU or other accelerator, we were unable to detect it."
+    try:
+        configure_logging()
+        library.warning(notice)
+        library.warning("ZeRO stage 3 offload: pin_memory is off")
+        assert seen == ["ZeRO stage 3 offload: pin_memory is off"]
+        configure_logging(verbose=True)
+        library.warning(notice)
+        assert seen[-1] == notice
+    finally:
+        library.removeHandler(handler)
+        library.filters.clear()
 
 
 def test_the_handler_follows_stderr_when_it_is_swapped_and_closed(restore_logging, monkeypatch):
@@ -90,6 +109,14 @@ def test_progress_without_total_and_durations():
     assert progress_line("pretrain", 3, None, 90.0, "steps") == "pretrain: 3 steps, 0.03 steps/s, elapsed 1m30s"
     assert progress_line("sample", 3604, None, 3.0, "rows", {"kept": 3604}).endswith("elapsed 3s, kept 3,604")
     assert [format_duration(s) for s in (9.6, 125, 3725)] == ["10s", "2m05s", "1h02m"]
+
+
+def test_a_progress_line_names_the_output_a_temporary_folder_will_replace():
+    assert output_label("/work/data/.recall.tmp-95b09e76") == "recall"
+    assert output_label("s3://bucket/runs/.tokenize.tmp-61c4fd46/") == "tokenize"
+    assert output_label("/work/data/clean") == "clean"
+    assert output_label("s3://bucket/data/dedup") == "dedup"
+    assert output_label("/work/data/.hidden.tmp-notahex") == ".hidden.tmp-notahex"
 
 
 def test_silence_watch_reports_a_silent_process_with_its_last_line():

@@ -11,7 +11,7 @@ import pytest
 from tasks.common.tracking import NullTracker
 from tasks.evaluate import benchmarks
 from tasks.evaluate.sandbox import execute_many
-from tasks.evaluate.stage import data_fields, run, solution
+from tasks.evaluate.stage import data_fields, run, score_line, solution
 from tests.evaluate.conftest import make_params
 
 HUMANEVAL = Path("tasks/evaluate/data/humaneval/HumanEval.jsonl.gz")
@@ -35,6 +35,15 @@ def test_all_164_canonical_humaneval_solutions_pass(tmp_path):
     assert metrics["humaneval"]["data_sha256"] == "b796127e635a67f93fb35c04f4cb03cf06f38c8072ee7cee8833d7bee06979ef"
     rows = [json.loads(line) for line in open(tmp_path / "out" / "humaneval.jsonl")]
     assert len(rows) == 164 and {"task_id", "prompt", "completion", "solution", "status", "error"} <= set(rows[0])
+
+
+def test_the_score_line_reads_as_percentages_with_problems_solved():
+    metrics = {"humaneval": {"pass@1": 0.122, "pass@10": 0.3, "passed": 49, "total": 164, "num_samples": 10},
+               "mbpp": {"pass@1": 0.0, "passed": 0, "total": 399, "num_samples": 1},
+               "model_type": "chat", "generate_seconds": 1.5, "resolved": {"no": "total"}}
+    assert score_line(metrics) == ("humaneval pass@1 12.2% pass@10 30.0% (49/164 solved), "
+                                   "mbpp pass@1 0.0% (0/399 solved)")
+    assert score_line({"model_type": "base"}) == "no benchmark scored"
 
 
 def test_wrong_completions_fail(tmp_path):
